@@ -10,14 +10,15 @@
 #
 # KAFKA_VERSION (default below) picks the broker; 3.9.x works as well as 4.x.
 # Jars are cached in .cache/kafka/<version>/libs (git-ignored), so a second
-# start downloads nothing. State of the running broker lives in .cache/kafka/run.
+# start downloads nothing. State of the running broker lives in .cache/kafka/run
+# (KAFKA_RUN_DIR overrides it, to run a second broker beside the first).
 set -euo pipefail
 
 KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cache="$root/.cache/kafka"
 libs="$cache/$KAFKA_VERSION/libs"
-run="$cache/run"
+run="${KAFKA_RUN_DIR:-$cache/run}"
 
 log() { printf 'kafka: %s\n' "$*" >&2; }
 
