@@ -35,6 +35,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "run the pipeline stage until SIGINT/SIGTERM", cmdRun},
+		{"demo", "run the stage on an embedded broker with synthetic traffic and print what it did", cmdDemo},
 		{"redact", "redact JSON lines from stdin to stdout with one stream's rules", cmdRedact},
 		{"config", "config check -config FILE: validate a config", cmdConfig},
 	}
