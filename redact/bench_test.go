@@ -1,0 +1,180 @@
+package redact
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/anonproxy/anonproxy/redact/internal/corpus"
+	"github.com/tidwall/gjson"
+)
+
+// benchEvents loads (or, with -update, generates) testdata/bench/NAME.jsonl.
+func benchEvents(tb testing.TB, name string) [][]byte {
+	path := "testdata/bench/" + name + ".jsonl"
+	if *update {
+		writeBenchCorpus(tb)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var evs [][]byte
+	for _, l := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		evs = append(evs, l)
+	}
+	return evs
+}
+
+func writeBenchCorpus(tb testing.TB) {
+	docs := corpus.Generate(7, 2000)
+	r := rand.New(rand.NewPCG(1, 2))
+	prose := []string{
+		"Thanks for the quick turnaround on this, really appreciated.",
+		"I pushed the fix to the staging branch, can someone review before lunch?",
+		"The dashboard numbers look off for last week, probably the timezone change again.",
+		"Let's sync tomorrow morning and go through the open items on the board.",
+		"Customer says the export works now but the CSV headers are in the wrong order.",
+		"Reminder: the planning meeting moved to Thursday, same room as usual.",
+		"Nice work everyone, the release went out without incidents tonight.",
+		"Can you double-check the invoice template before we send it out?",
+	}
+	// Realistic text: mostly prose, with one labeled PII document per ~600 bytes.
+	text := func(min int) string {
+		var b strings.Builder
+		for b.Len() < min {
+			if b.Len() > 0 {
+				b.WriteString(" ")
+			}
+			if b.Len()%600 < 120 {
+				b.WriteString(docs[r.IntN(len(docs))].Text)
+			} else {
+				b.WriteString(prose[r.IntN(len(prose))])
+			}
+		}
+		return b.String()
+	}
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return string(b)
+	}
+	var chat, files, msgs strings.Builder
+	for i := range 200 {
+		// ~1 KB chat events
+		fmt.Fprintf(&chat, `{"event_id":"ev-%06d","type":"chat.message","tenant_id":"T%d","user_id":"U%05d","channel_id":"C%04d","ts":"2026-11-22T10:%02d:%02dZ","text":%s,"attachments":[{"id":"F%d","name":%s,"mimetype":"image/png","content_b64":"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"}],"client":{"app":"desktop","version":"4.36.140","os":"macOS 15.1"},"thread_ts":"1732269600.000100","reactions":[{"name":"thumbsup","count":2}]}`+"\n",
+			i, i%7, i%1000, i%50, i%60, i%60, enc(text(640)), i, enc("meeting notes "+fmt.Sprint(i)+".png"))
+		// ~8 KB text files, alternating plain and gzip
+		content := text(8192)
+		if i%2 == 0 {
+			fmt.Fprintf(&files, `{"event_id":"f-%06d","type":"file.shared","tenant_id":"T1","user_id":"U%05d","ts":"2026-11-22T10:00:00Z","file":{"id":"F%d","name":"notes-%d.txt","mimetype":"text/plain","size":%d,"content_b64":"%s"}}`+"\n",
+				i, i, i, i, len(content), base64.StdEncoding.EncodeToString([]byte(content)))
+		} else {
+			fmt.Fprintf(&files, `{"event_id":"f-%06d","type":"file.shared","tenant_id":"T1","user_id":"U%05d","ts":"2026-11-22T10:00:00Z","file":{"id":"F%d","name":"notes-%d.txt","mimetype":"text/plain","size":%d,"content_encoding":"gzip","content_b64":"%s"}}`+"\n",
+				i, i, i, i, len(content), gz(content))
+		}
+		fmt.Fprintf(&msgs, `{"event_id":"m-%06d","type":"message","tenant_id":"T1","user_id":"U%05d","ts":"2026-11-22T10:00:00Z","from":"user%d@example.com","to":["a%d@example.org","b%d@example.net"],"subject":%s,"body":%s}`+"\n",
+			i, i, i, i, i, enc(text(40)), enc(text(1500)))
+	}
+	for name, s := range map[string]string{"chat": chat.String(), "files": files.String(), "messages": msgs.String()} {
+		if err := os.WriteFile("testdata/bench/"+name+".jsonl", []byte(s), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func totalBytes(evs [][]byte) int64 {
+	n := 0
+	for _, e := range evs {
+		n += len(e)
+	}
+	return int64(n / len(evs))
+}
+
+func benchRedact(b *testing.B, stream string, lv Level) {
+	_, engines := loadExample(b)
+	e := engines[stream]
+	evs := benchEvents(b, stream)
+	b.SetBytes(totalBytes(evs))
+	b.ReportAllocs()
+	var st Stats
+	dst := make([]byte, 0, 64<<10)
+	// warm the pool and the phone verdict cache
+	for _, ev := range evs {
+		if _, err := e.AppendRedacted(dst[:0], ev, lv, &st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var err error
+		dst, err = e.AppendRedacted(dst[:0], evs[i%len(evs)], lv, &st)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRedact(b *testing.B) {
+	for _, stream := range []string{"chat", "files", "messages"} {
+		for _, lv := range []Level{LevelAnonymized, LevelAllow} {
+			b.Run(stream+"/"+lv.String(), func(b *testing.B) { benchRedact(b, stream, lv) })
+		}
+	}
+}
+
+// BenchmarkBaselineGjsonValid is the validation floor: every event is
+// validated once by AppendRedacted.
+func BenchmarkBaselineGjsonValid(b *testing.B) {
+	for _, stream := range []string{"chat", "files", "messages"} {
+		b.Run(stream, func(b *testing.B) {
+			evs := benchEvents(b, stream)
+			b.SetBytes(totalBytes(evs))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if !gjson.ValidBytes(evs[i%len(evs)]) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBaselineEncodingJSON is the naive approach: unmarshal into a
+// map, redact the chat fields (pseudonymize user_id, scan text), marshal.
+func BenchmarkBaselineEncodingJSON(b *testing.B) {
+	_, engines := loadExample(b)
+	e := engines["chat"]
+	evs := benchEvents(b, "chat")
+	b.SetBytes(totalBytes(evs))
+	b.ReportAllocs()
+	w := e.pool.Get().(*work)
+	defer e.pool.Put(w)
+	for i := 0; i < b.N; i++ {
+		var m map[string]any
+		if err := json.Unmarshal(evs[i%len(evs)], &m); err != nil {
+			b.Fatal(err)
+		}
+		if id, ok := m["user_id"].(string); ok {
+			m["user_id"] = string(appendPseudonym(nil, w.hm, w.sum, "k1", []byte(id)))
+		}
+		if id, ok := m["channel_id"].(string); ok {
+			m["channel_id"] = string(appendPseudonym(nil, w.hm, w.sum, "k1", []byte(id)))
+		}
+		if t, ok := m["text"].(string); ok {
+			w.sc.ms, w.sc.mask = w.sc.ms[:0], maskAll
+			w.sc.scan([]byte(t))
+			m["text"] = string(w.appendReplaced(nil, []byte(t), w.sc.ms, false, nil))
+		}
+		if _, err := json.Marshal(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,664 @@
+package redact
+
+import (
+	"errors"
+	"fmt"
+	"hash"
+	"strings"
+	"sync"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/tidwall/gjson"
+)
+
+// Level is the consent level an event is redacted for. The zero value is
+// not a level: AppendRedacted refuses it (fail closed).
+type Level uint8
+
+const (
+	// LevelAllow applies the Always rules only.
+	LevelAllow Level = iota + 1
+	// LevelAnonymized applies the Anonymized rules, then the Always rules.
+	LevelAnonymized
+)
+
+func (l Level) String() string {
+	switch l {
+	case LevelAllow:
+		return "allow"
+	case LevelAnonymized:
+		return "anonymized"
+	}
+	return fmt.Sprintf("Level(%d)", uint8(l))
+}
+
+// ParseLevel parses "allow" or "anonymized".
+func ParseLevel(s string) (Level, error) {
+	switch s {
+	case "allow":
+		return LevelAllow, nil
+	case "anonymized":
+		return LevelAnonymized, nil
+	}
+	return 0, fmt.Errorf("redact: unknown level %q (want allow or anonymized)", s)
+}
+
+// crule is a compiled Rule.
+type crule struct {
+	segs   []segment
+	act    action
+	value  []byte // replace: the quoted JSON string
+	keep   int
+	maxLen int
+	mask   detMask
+}
+
+// Engine redacts the events of one stream. It is immutable after Compile
+// and safe for concurrent use by any number of goroutines.
+type Engine struct {
+	rules   [3][]crule // by Level
+	tokens  [numDetectors][]byte
+	tokEsc  [numDetectors][]byte // JSON-escaped tokens
+	keys    *Keyring
+	regions []string
+	maxFile int
+
+	phoneCache phoneCache
+	zdec       *zstd.Decoder
+	zenc       *zstd.Encoder
+	pool       sync.Pool
+}
+
+// Compile validates cfg and opts and returns an Engine. keys may be nil
+// only if no rule pseudonymizes (no pseudonymize action and no scan or
+// file rule with the mention detector); otherwise the error wraps ErrNoKey.
+// Configuration problems are returned joined, each a FieldError.
+func Compile(cfg StreamConfig, opts Options, keys *Keyring) (*Engine, error) {
+	var errs []error
+	for _, fe := range opts.Validate() {
+		errs = append(errs, fe)
+	}
+	for _, fe := range cfg.Validate() {
+		errs = append(errs, fe)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	e := &Engine{keys: keys, regions: opts.phoneRegions(), maxFile: opts.maxFileBytes()}
+	for d := range numDetectors {
+		tok := defaultTokens[d]
+		if t, ok := opts.Tokens[detectorNames[d]]; ok {
+			tok = t
+		}
+		e.tokens[d] = []byte(tok)
+		e.tokEsc[d] = appendEscapedString(nil, tok)
+	}
+	compile := func(rs []Rule) []crule {
+		var out []crule
+		for _, r := range rs {
+			segs, _ := parsePath(r.Path)
+			act, _ := actionByName(r.Action)
+			cr := crule{segs: segs, act: act, keep: r.Keep, maxLen: r.MaxLen}
+			if act == actReplace {
+				cr.value = append(appendEscapedString([]byte{'"'}, r.Value), '"')
+			}
+			if act == actScan || act == actFile {
+				cr.mask = maskAll
+				if len(r.Detectors) > 0 {
+					cr.mask = 0
+					for _, d := range r.Detectors {
+						m, _ := detectorMask(d)
+						cr.mask |= m
+					}
+				}
+			}
+			out = append(out, cr)
+		}
+		return out
+	}
+	always := compile(cfg.Always)
+	e.rules[LevelAllow] = always
+	e.rules[LevelAnonymized] = append(compile(cfg.Anonymized), always...)
+	needKey, needFile := false, false
+	for _, r := range e.rules[LevelAnonymized] {
+		needKey = needKey || r.act == actPseudonymize || r.mask.has(detMention)
+		needFile = needFile || r.act == actFile
+	}
+	if needKey && keys == nil {
+		return nil, fmt.Errorf("redact: the rules pseudonymize (action pseudonymize or the mention detector): %w", ErrNoKey)
+	}
+	if needFile {
+		var err error
+		e.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(e.maxFile)))
+		if err != nil {
+			return nil, fmt.Errorf("redact: zstd decoder: %w", err)
+		}
+		e.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("redact: zstd encoder: %w", err)
+		}
+	}
+	e.pool.New = func() any {
+		w := &work{e: e, sum: make([]byte, 0, 32)}
+		if e.keys != nil {
+			w.hm = e.keys.newHash()
+		}
+		w.sc.e = e
+		return w
+	}
+	return e, nil
+}
+
+// edit is one replaced span [start, end) of the input.
+type edit struct {
+	start, end int32
+	act        action
+	flags      uint8
+	keep       int32
+	maxLen     int32
+	mask       detMask
+	seq        int32
+	value      []byte // replace
+	mime, enc  [2]int32
+}
+
+const (
+	flagPrevComma uint8 = 1 << iota // a dropped last member: also remove the comma before it
+	flagFile                        // content_b64 of a file object
+)
+
+// work is the per-call scratch, pooled per Engine.
+type work struct {
+	e      *Engine
+	edits  []edit
+	sc     scanner
+	un     []byte // unescaped string
+	out    []byte // plain text being built
+	keybuf []byte
+	idbuf  []byte
+	hm     hash.Hash
+	sum    []byte
+	f      fileScratch
+	depth  int
+}
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+func unsafeBytes(s string) []byte  { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// AppendRedacted appends the redacted form of the JSON event src for the
+// given level to dst and returns the extended buffer. The caller owns both
+// buffers; src is not modified and not retained, and must not overlap
+// dst's spare capacity. Every byte outside a replaced span is copied
+// unchanged; the output is valid JSON. On error, dst is returned with its
+// original length and the error is an *Error (use ReasonOf). st, if not
+// nil, is incremented; it must not be shared between concurrent calls.
+func (e *Engine) AppendRedacted(dst, src []byte, level Level, st *Stats) ([]byte, error) {
+	if level != LevelAllow && level != LevelAnonymized {
+		return dst, newError(ReasonInternal, -1, fmt.Errorf("invalid level %d", level))
+	}
+	s := unsafeString(src)
+	if !gjson.Valid(s) {
+		return dst, newError(ReasonInvalidJSON, -1, nil)
+	}
+	w := e.pool.Get().(*work)
+	out, err := w.run(dst, s, e.rules[level], st)
+	w.release()
+	e.pool.Put(w)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+// release drops oversized buffers so one huge event does not pin memory.
+func (w *work) release() {
+	const keep = 1 << 20
+	if cap(w.un) > keep {
+		w.un = nil
+	}
+	if cap(w.out) > keep {
+		w.out = nil
+	}
+	w.f.release(keep)
+}
+
+func (w *work) run(dst []byte, s string, rules []crule, st *Stats) ([]byte, error) {
+	w.edits = w.edits[:0]
+	i := skipWS(s, 0)
+	for k := range rules {
+		w.depth = 0
+		if err := w.walk(s, i, rules[k].segs, &rules[k], int32(k), -1); err != nil {
+			return dst, err
+		}
+	}
+	if len(w.edits) == 0 {
+		return append(dst, s...), nil
+	}
+	w.sortEdits()
+	w.mergeEdits()
+	base := len(dst)
+	prev := 0
+	var err error
+	for k := range w.edits {
+		ed := &w.edits[k]
+		dst = append(dst, s[prev:ed.start]...)
+		if ed.flags&flagPrevComma != 0 {
+			j := len(dst) - 1
+			for j >= base && isWS(dst[j]) {
+				j--
+			}
+			if j >= base && dst[j] == ',' {
+				dst = dst[:j]
+			}
+		}
+		dst, err = w.apply(dst, s, ed, st)
+		if err != nil {
+			return dst[:base], err
+		}
+		prev = int(ed.end)
+	}
+	return append(dst, s[prev:]...), nil
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// walk finds the values at segs below the value at i and records edits.
+// mstart is the start of the member (its key) or array element holding
+// the value, -1 for the root.
+func (w *work) walk(s string, i int, segs []segment, r *crule, seq int32, mstart int) error {
+	if len(segs) == 0 {
+		return w.target(s, i, r, seq, mstart)
+	}
+	if i >= len(s) {
+		return nil
+	}
+	seg := &segs[0]
+	switch s[i] {
+	case '{':
+		if seg.kind != segKey {
+			return nil
+		}
+		j := skipWS(s, i+1)
+		for j < len(s) && s[j] == '"' {
+			ke := stringEnd(s, j)
+			v := skipWS(s, skipWS(s, ke)+1) // past ':'
+			ve := valueEnd(s, v)
+			if w.keyEq(s[j+1:ke-1], seg.key) {
+				if err := w.walk(s, v, segs[1:], r, seq, j); err != nil {
+					return err
+				}
+			}
+			j = skipWS(s, ve)
+			if j < len(s) && s[j] == ',' {
+				j = skipWS(s, j+1)
+				continue
+			}
+			break
+		}
+	case '[':
+		if seg.kind == segKey && seg.index < 0 {
+			return nil
+		}
+		j := skipWS(s, i+1)
+		for n := 0; j < len(s) && s[j] != ']'; n++ {
+			ve := valueEnd(s, j)
+			if seg.kind == segEach || n == seg.index {
+				if err := w.walk(s, j, segs[1:], r, seq, j); err != nil {
+					return err
+				}
+			}
+			j = skipWS(s, ve)
+			if j < len(s) && s[j] == ',' {
+				j = skipWS(s, j+1)
+			}
+		}
+	}
+	return nil
+}
+
+// keyEq compares a raw (still escaped) key with a path key.
+func (w *work) keyEq(raw, key string) bool {
+	if strings.IndexByte(raw, '\\') < 0 {
+		return raw == key
+	}
+	w.keybuf = appendUnescaped(w.keybuf[:0], raw)
+	return string(w.keybuf) == key
+}
+
+func (w *work) add(ed edit) { w.edits = append(w.edits, ed) }
+
+// target records the edit of rule r on the value at i.
+func (w *work) target(s string, i int, r *crule, seq int32, mstart int) error {
+	ve := valueEnd(s, i)
+	ed := edit{start: int32(i), end: int32(ve), act: r.act, keep: int32(r.keep), maxLen: int32(r.maxLen), mask: r.mask, seq: seq, value: r.value}
+	switch r.act {
+	case actDrop:
+		if mstart < 0 {
+			ed.act = actNull // the root cannot be dropped; paths are never empty, so this is defensive
+			break
+		}
+		ed.start = int32(mstart)
+		k := skipWS(s, ve)
+		if k < len(s) && s[k] == ',' {
+			ed.end = int32(skipWS(s, k+1))
+		} else {
+			ed.flags |= flagPrevComma
+		}
+	case actScan:
+		if s[i] == '{' || s[i] == '[' {
+			return w.scanAll(s, i, r, seq)
+		}
+	case actFile:
+		return w.fileTarget(s, i, ve, r, seq)
+	}
+	w.add(ed)
+	return nil
+}
+
+// scanAll records scan edits for every string and number under the
+// container at i (object keys are not scanned).
+func (w *work) scanAll(s string, i int, r *crule, seq int32) error {
+	w.depth++
+	defer func() { w.depth-- }()
+	if w.depth > MaxDepth {
+		return newError(ReasonTooDeep, i, nil)
+	}
+	obj := s[i] == '{'
+	j := skipWS(s, i+1)
+	for j < len(s) && s[j] != '}' && s[j] != ']' {
+		if obj {
+			ke := stringEnd(s, j)
+			j = skipWS(s, skipWS(s, ke)+1)
+		}
+		ve := valueEnd(s, j)
+		switch s[j] {
+		case '{', '[':
+			if err := w.scanAll(s, j, r, seq); err != nil {
+				return err
+			}
+		case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			w.add(edit{start: int32(j), end: int32(ve), act: actScan, mask: r.mask, seq: seq})
+		}
+		j = skipWS(s, ve)
+		if j < len(s) && s[j] == ',' {
+			j = skipWS(s, j+1)
+		}
+	}
+	return nil
+}
+
+// sortEdits orders edits by start, then longest first, then rule order.
+// Insertion sort: there are few edits and they arrive nearly sorted.
+func (w *work) sortEdits() {
+	ed := w.edits
+	for i := 1; i < len(ed); i++ {
+		for j := i; j > 0 && editLess(&ed[j], &ed[j-1]); j-- {
+			ed[j], ed[j-1] = ed[j-1], ed[j]
+		}
+	}
+}
+
+func editLess(a, b *edit) bool {
+	if a.start != b.start {
+		return a.start < b.start
+	}
+	if a.end != b.end {
+		return a.end > b.end
+	}
+	return a.seq < b.seq
+}
+
+func structural(a action) bool {
+	return a == actDrop || a == actNull || a == actReplace || a == actMask || a == actPseudonymize
+}
+
+// mergeEdits removes edits nested in an earlier one (the outer edit
+// replaces the whole value) and combines edits of the same span: a later
+// structural edit wins (rules apply in order); scans, truncations and file
+// processing combine (union of detectors, shortest max_len).
+func (w *work) mergeEdits() {
+	out := w.edits[:0]
+	for k := range w.edits {
+		ed := w.edits[k]
+		if len(out) > 0 {
+			last := &out[len(out)-1]
+			if ed.start < last.end {
+				if ed.start == last.start && ed.end == last.end {
+					switch {
+					case structural(ed.act):
+						*last = ed
+					case structural(last.act):
+					default:
+						last.mask |= ed.mask
+						if ed.maxLen > 0 && (last.maxLen == 0 || ed.maxLen < last.maxLen) {
+							last.maxLen = ed.maxLen
+						}
+						if ed.flags&flagFile != 0 && last.flags&flagFile == 0 {
+							ed.mask, ed.maxLen = last.mask, last.maxLen
+							*last = ed
+						}
+						if last.flags&flagFile == 0 && last.mask != 0 {
+							last.act = actScan
+						}
+					}
+				}
+				continue
+			}
+		}
+		out = append(out, ed)
+	}
+	w.edits = out
+}
+
+// apply appends the replacement for ed.
+func (w *work) apply(dst []byte, s string, ed *edit, st *Stats) ([]byte, error) {
+	raw := s[ed.start:ed.end]
+	switch ed.act {
+	case actDrop:
+		st.act(actDrop)
+		return dst, nil
+	case actNull:
+		st.act(actNull)
+		return append(dst, "null"...), nil
+	case actReplace:
+		st.act(actReplace)
+		return append(dst, ed.value...), nil
+	case actMask:
+		return w.mask(dst, raw, int(ed.keep), st), nil
+	case actPseudonymize:
+		return w.pseudonymize(dst, raw, st), nil
+	case actFile:
+		if ed.flags&flagFile != 0 {
+			return w.file(dst, s, ed, st)
+		}
+		return append(dst, "null"...), nil
+	}
+	// scan / truncate
+	if raw[0] == '"' {
+		return w.text(dst, raw, ed.mask, int(ed.maxLen), st), nil
+	}
+	if ed.mask != 0 && raw[0] != '{' && raw[0] != '[' && raw[0] != 't' && raw[0] != 'f' && raw[0] != 'n' {
+		// a number: scan its text; if anything matches it becomes a string
+		w.sc.ms = w.sc.ms[:0]
+		w.sc.mask = ed.mask
+		w.sc.scan(unsafeBytes(raw))
+		if len(w.sc.ms) > 0 {
+			dst = append(dst, '"')
+			dst = w.appendReplaced(dst, unsafeBytes(raw), w.sc.ms, true, st)
+			st.act(actScan)
+			return append(dst, '"'), nil
+		}
+	}
+	return append(dst, raw...), nil
+}
+
+// stringText returns the text a raw JSON string encodes, unescaping into
+// w.un only if needed.
+func (w *work) stringText(raw string) []byte {
+	content := raw[1 : len(raw)-1]
+	if strings.IndexByte(content, '\\') < 0 {
+		return unsafeBytes(content)
+	}
+	w.un = appendUnescaped(w.un[:0], content)
+	return w.un
+}
+
+// text scans and/or truncates a string value.
+func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, st *Stats) []byte {
+	content := raw[1 : len(raw)-1]
+	escaped := strings.IndexByte(content, '\\') >= 0
+	t := w.stringText(raw)
+	ms := w.sc.ms[:0]
+	if mask != 0 {
+		w.sc.ms = ms
+		w.sc.mask = mask
+		w.sc.scan(t)
+		ms = w.sc.ms
+	}
+	trunc := maxLen > 0 && len(t) > maxLen && utf8.RuneCount(t) > maxLen
+	if len(ms) == 0 && !trunc {
+		return append(dst, raw...)
+	}
+	if len(ms) > 0 {
+		st.act(actScan)
+	}
+	if !escaped && !trunc {
+		// The content is its own JSON encoding: copy it around the matches.
+		dst = append(dst, '"')
+		dst = w.appendReplaced(dst, t, ms, true, st)
+		return append(dst, '"')
+	}
+	w.out = w.appendReplaced(w.out[:0], t, ms, false, st)
+	o := w.out
+	if maxLen > 0 && utf8.RuneCount(o) > maxLen {
+		n := 0
+		for i := range string(o) {
+			if n == maxLen {
+				o = o[:i]
+				break
+			}
+			n++
+		}
+		st.act(actTruncate)
+	}
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, o)
+	return append(dst, '"')
+}
+
+// appendReplaced appends t with every match replaced. If esc, t is JSON
+// string content already and replacements are written JSON-escaped;
+// otherwise everything is written as plain text.
+func (w *work) appendReplaced(dst, t []byte, ms []match, esc bool, st *Stats) []byte {
+	prev := 0
+	for _, m := range ms {
+		dst = append(dst, t[prev:m.start]...)
+		st.det(m.det)
+		if m.det == detMention {
+			dst = append(dst, '<', '@')
+			dst = appendPseudonym(dst, w.hm, w.sum, w.e.keys.current, t[m.start+2:m.aux])
+			dst = append(dst, '>')
+		} else if esc {
+			dst = append(dst, w.e.tokEsc[m.det]...)
+		} else {
+			dst = append(dst, w.e.tokens[m.det]...)
+		}
+		prev = int(m.end)
+	}
+	return append(dst, t[prev:]...)
+}
+
+// mask keeps the last keep characters of a string or number.
+func (w *work) mask(dst []byte, raw string, keep int, st *Stats) []byte {
+	var t []byte
+	switch raw[0] {
+	case '"':
+		t = w.stringText(raw)
+	case '{', '[', 't', 'f':
+		st.act(actMask)
+		return append(dst, "null"...)
+	case 'n':
+		return append(dst, raw...)
+	default:
+		t = unsafeBytes(raw)
+	}
+	st.act(actMask)
+	n := utf8.RuneCount(t)
+	dst = append(dst, '"')
+	i := 0
+	for k := 0; k < n-keep; k++ {
+		_, size := utf8.DecodeRune(t[i:])
+		i += size
+		dst = append(dst, '*')
+	}
+	dst = appendEscaped(dst, t[i:])
+	return append(dst, '"')
+}
+
+// pseudonymize replaces a string or number with its keyed pseudonym. An
+// email address ("a@b.c" or "Name <a@b.c>") is pseudonymized as the
+// lower-cased address, so the same mailbox gives the same pseudonym.
+func (w *work) pseudonymize(dst []byte, raw string, st *Stats) []byte {
+	var t []byte
+	switch raw[0] {
+	case '"':
+		t = w.stringText(raw)
+	case '{', '[':
+		st.act(actPseudonymize)
+		return append(dst, "null"...)
+	case 't', 'f', 'n':
+		return append(dst, raw...)
+	default:
+		t = unsafeBytes(raw)
+	}
+	st.act(actPseudonymize)
+	t = w.normalizeID(t)
+	dst = append(dst, '"')
+	dst = appendPseudonym(dst, w.hm, w.sum, w.e.keys.current, t)
+	return append(dst, '"')
+}
+
+// normalizeID maps an email value to its lower-cased address; other ids
+// are returned as they are.
+func (w *work) normalizeID(t []byte) []byte {
+	at := -1
+	for i, c := range t {
+		if c == '@' {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		return t
+	}
+	if lt := lastIndexByte(t, '<'); lt >= 0 {
+		if gt := lastIndexByte(t, '>'); gt > lt {
+			t = t[lt+1 : gt]
+		}
+	}
+	for len(t) > 0 && isWS(t[0]) {
+		t = t[1:]
+	}
+	for len(t) > 0 && isWS(t[len(t)-1]) {
+		t = t[:len(t)-1]
+	}
+	w.idbuf = w.idbuf[:0]
+	for _, c := range t {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		w.idbuf = append(w.idbuf, c)
+	}
+	return w.idbuf
+}
+
+func lastIndexByte(b []byte, c byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
+}
