@@ -338,3 +338,19 @@ func lineFor(lines map[int]string, path string) int {
 var prefixRe = regexp.MustCompile(`^(yaml: )?(unmarshal errors:\s*)?(line \d+: )?`)
 
 func cleanYAMLError(s string) string { return prefixRe.ReplaceAllString(s, "") }
+
+// PrefixTopics puts prefix+"." before every topic name and the group id,
+// so that a load test or an integration test runs on topics of its own
+// without touching a deployment's.
+func (f *File) PrefixTopics(prefix string) {
+	p := func(s *string) { *s = prefix + "." + *s }
+	p(&f.Consent.Topic)
+	f.Stage = f.Stage.Defaults()
+	p(&f.Stage.GroupID)
+	p(&f.Stage.QuarantineTopic)
+	p(&f.Stage.AuditTopic)
+	for i := range f.Streams {
+		p(&f.Streams[i].Input)
+		p(&f.Streams[i].Output)
+	}
+}

@@ -120,6 +120,10 @@ func (c *churner) one(ctx context.Context) error {
 	}
 	sent := time.Now()
 	if err := c.w.WriteMessages(ctx, kafka.Message{Key: []byte(key), Value: value}); err != nil {
+		// The outcome is unknown (a write cancelled at the end of the run may
+		// still have reached the broker): the stage may apply it from Sent
+		// on, and need never.
+		c.log.Add(ConsentWrite{Key: key, Value: value, Sent: sent, Acked: neverAcked, Uncertain: true})
 		return fmt.Errorf("loadtest: consent write: %w", err)
 	}
 	c.log.Add(ConsentWrite{Key: key, Value: value, Sent: sent, Acked: time.Now()})

@@ -91,7 +91,11 @@ type ConsentWrite struct {
 	Malformed bool
 	Sent      time.Time // just before the produce request
 	Acked     time.Time // when WriteMessages returned without error
-	seed      bool      // written before the stage started
+	// Uncertain writes failed on the client side but may have reached the
+	// broker; their Acked is neverAcked, so they count as possibly applied
+	// from Sent on and are left out of propagation figures.
+	Uncertain bool
+	seed      bool // written before the stage started
 	state     recordState
 }
 
@@ -104,6 +108,9 @@ type ConsentLog struct {
 	all      []*ConsentWrite
 	defaults [numStreams]consent.Level
 }
+
+// neverAcked is the Acked time of an uncertain write.
+var neverAcked = time.Unix(1<<40, 0)
 
 // NewConsentLog returns an empty log; defaults are the stage's configured
 // levels for subjects with neither a tenant nor a user record.

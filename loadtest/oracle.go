@@ -581,7 +581,7 @@ func (o *Oracle) propagation() []Propagation {
 	}
 	var out []Propagation
 	for _, w := range o.consent.Writes() {
-		if w.seed {
+		if w.seed || w.Uncertain {
 			continue
 		}
 		var affected []int

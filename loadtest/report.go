@@ -67,6 +67,7 @@ type ConsentSummary struct {
 	Tombstones int64 `json:"tombstones"` // of those, null values
 	Malformed  int64 `json:"malformed"`  // of those, invalid JSON or unknown levels
 	Receipts   int64 `json:"receipts"`   // consent receipts the stage wrote to the audit topic
+	Uncertain  int64 `json:"uncertain"`  // writes whose acknowledgement the run did not see (cancelled at the end)
 }
 
 // Throughput summarises the per-second series.

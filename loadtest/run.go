@@ -334,6 +334,9 @@ func fillReport(rep *Report, v *Verdict, clog *ConsentLog, cfg Config) {
 			rep.Consent.Seeded++
 			continue
 		}
+		if w.Uncertain {
+			rep.Consent.Uncertain++
+		}
 		rep.Consent.Writes++
 		if w.Value == nil {
 			rep.Consent.Tombstones++

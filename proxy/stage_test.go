@@ -41,17 +41,9 @@ func newEnv(t *testing.T, mutate func(*config.File)) *env {
 	if err != nil {
 		t.Fatalf("reference config: %v", err)
 	}
-	p := kafkatest.Topic(t, "st")
+	cfg.PrefixTopics(kafkatest.Topic(t, "st"))
 	cfg.Kafka.Brokers = []string{addr}
-	cfg.Consent.Topic = p + ".consent"
-	cfg.Stage.GroupID = p + ".group"
-	cfg.Stage.QuarantineTopic = p + ".quarantine"
-	cfg.Stage.AuditTopic = p + ".audit"
 	cfg.Stage.FetchMaxWait = proxy.Duration(20 * time.Millisecond)
-	for i := range cfg.Streams {
-		cfg.Streams[i].Input = p + "." + cfg.Streams[i].Input
-		cfg.Streams[i].Output = p + "." + cfg.Streams[i].Output
-	}
 	if mutate != nil {
 		mutate(cfg)
 	}

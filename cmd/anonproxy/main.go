@@ -37,6 +37,7 @@ func commands() []command {
 		{"run", "run the pipeline stage until SIGINT/SIGTERM", cmdRun},
 		{"demo", "run the stage on an embedded broker with synthetic traffic and print what it did", cmdDemo},
 		{"redact", "redact JSON lines from stdin to stdout with one stream's rules", cmdRedact},
+		{"loadtest", "synthetic load with consent churn against a stage; verifies no leak and no loss", cmdLoadtest},
 		{"config", "config check -config FILE: validate a config", cmdConfig},
 	}
 }
