@@ -64,6 +64,10 @@ func UserKey(tenant, user string) string {
 	return string(appendUserKey(make([]byte, 0, 3+len(tenant)+len(user)), tenant, user))
 }
 
+// AppendUserKey appends UserKey(tenant, user) to dst, in the spirit of
+// strconv.Append*: no allocation when dst has room.
+func AppendUserKey(dst []byte, tenant, user string) []byte { return appendUserKey(dst, tenant, user) }
+
 func appendTenantKey(dst []byte, tenant string) []byte {
 	dst = append(dst, 't', ':')
 	return appendEscaped(dst, tenant)

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/segmentio/kafka-go"
@@ -71,7 +73,9 @@ type stream struct {
 	userPath   string
 	tenantTop  string // first path segment, checked for duplicates
 	userTop    string
-	allow      map[string]bool
+	// The same, quoted as JSON keys, for the cheap pre-check.
+	tenantQuoted, userQuoted []byte
+	allow                    map[string]bool
 }
 
 // NewProcessor compiles every stream's redaction rules.
@@ -88,6 +92,10 @@ func NewProcessor(cfg *Config, streams []StreamConfig, opts redact.Options, keys
 		}
 		s := &stream{cfg: sc, engine: eng, tenantPath: sc.TenantPath, userPath: sc.UserPath,
 			tenantTop: topKey(sc.TenantPath), userTop: topKey(sc.UserPath), allow: map[string]bool{}}
+		if s.tenantTop != "" {
+			s.tenantQuoted = []byte(`"` + s.tenantTop + `"`)
+		}
+		s.userQuoted = []byte(`"` + s.userTop + `"`)
 		for _, h := range sc.HeadersAllow {
 			s.allow[h] = true
 		}
@@ -192,8 +200,22 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	if len(m.Value) > p.maxEventBytes {
 		return p.quarantine(b, i, m, src, s, ReasonTooLarge, "event exceeds max_event_bytes"), ReasonTooLarge, nil
 	}
+	// Before anything recursive reads the event: gjson's validator recurses
+	// once per nesting level, so a 1 MiB event of '[' would grow a
+	// goroutine's stack by hundreds of MiB, and a deep document forwarded
+	// would break parsers downstream.
+	if tooDeep(m.Value, redact.MaxDepth) {
+		return p.quarantine(b, i, m, src, s, redact.ReasonTooDeep, "nesting deeper than 256 levels"), redact.ReasonTooDeep, nil
+	}
 	if len(m.Value) == 0 || !gjson.ValidBytes(m.Value) {
 		return p.quarantine(b, i, m, src, s, ReasonInvalidJSON, "not a valid JSON document"), ReasonInvalidJSON, nil
+	}
+	// gjson accepts any bytes inside strings. JSON text is UTF-8 (RFC 8259
+	// §8.1), and invalid sequences are read differently downstream (replaced
+	// or silently dropped, which can rejoin PII the detectors saw split), so
+	// such an event is not valid JSON here either.
+	if !utf8.Valid(m.Value) {
+		return p.quarantine(b, i, m, src, s, ReasonInvalidJSON, "not valid UTF-8"), ReasonInvalidJSON, nil
 	}
 	doc := bytesView(m.Value)
 	var tenant string
@@ -209,7 +231,7 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	}
 	// A repeated id key would let one parser see one subject and another a
 	// different one: quarantine rather than guess which one consent covers.
-	if duplicated(doc, s.tenantTop, s.userTop) {
+	if s.mayRepeat(m.Value) && duplicated(m.Value, s.tenantTop, s.userTop) {
 		return p.quarantine(b, i, m, src, s, ReasonDuplicateID, "tenant or user id key given twice"), ReasonDuplicateID, nil
 	}
 	category := s.cfg.Category
@@ -260,19 +282,111 @@ func idAt(doc, path string) (string, bool) {
 	return "", false
 }
 
-// duplicated reports whether a top-level key named a or b occurs twice.
-func duplicated(doc, a, b string) bool {
-	na, nb := 0, 0
-	gjson.Parse(doc).ForEach(func(k, _ gjson.Result) bool {
-		if k.Str == a && a != "" {
-			na++
+// mayRepeat is the cheap pre-check for duplicated: an id key can occur twice
+// only if its quoted name occurs twice in the raw bytes, or if the document
+// has \u escapes (which could spell a key another way).
+func (s *stream) mayRepeat(doc []byte) bool {
+	return bytes.Contains(doc, backslashU) ||
+		(s.tenantQuoted != nil && bytes.Count(doc, s.tenantQuoted) > 1) ||
+		bytes.Count(doc, s.userQuoted) > 1
+}
+
+var backslashU = []byte(`\u`)
+
+// tooDeep reports whether doc nests objects and arrays more than max
+// levels deep, looking only at brackets outside strings; doc need not be
+// valid JSON. It does not recurse, and documents with at most max brackets
+// (nearly all) cost two vectorised byte counts.
+func tooDeep(doc []byte, max int) bool {
+	if bytes.Count(doc, []byte{'{'})+bytes.Count(doc, []byte{'['}) <= max {
+		return false
+	}
+	depth, in := 0, false
+	for i := 0; i < len(doc); i++ {
+		switch c := doc[i]; {
+		case in:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				in = false
+			}
+		case c == '"':
+			in = true
+		case c == '{' || c == '[':
+			if depth++; depth > max {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
 		}
-		if k.Str == b {
-			nb++
+	}
+	return false
+}
+
+// duplicated reports whether a top-level key named a or b occurs twice in
+// the object doc (valid JSON). One pass that skips strings with IndexByte
+// and compares keys as the text they encode; no allocation unless a key
+// has escapes.
+func duplicated(doc []byte, a, b string) bool {
+	depth, na, nb := 0, 0, 0
+	expectKey := false
+	for i := 0; i < len(doc); i++ {
+		switch doc[i] {
+		case '{':
+			depth++
+			expectKey = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		case '"':
+			end, escaped := stringEnd(doc, i+1)
+			if expectKey {
+				key := doc[i+1 : end]
+				if escaped {
+					key = []byte(gjson.ParseBytes(doc[i : end+1]).Str)
+				}
+				if a != "" && string(key) == a {
+					na++
+				}
+				if string(key) == b {
+					nb++
+				}
+				if na > 1 || nb > 1 {
+					return true
+				}
+				expectKey = false
+			}
+			i = end
 		}
-		return na < 2 && nb < 2
-	})
-	return na > 1 || nb > 1
+	}
+	return false
+}
+
+// stringEnd returns the index of the quote closing the string whose body
+// starts at i, and whether the body has escapes.
+func stringEnd(doc []byte, i int) (int, bool) {
+	escaped := false
+	for {
+		q := bytes.IndexByte(doc[i:], '"')
+		if q < 0 {
+			return len(doc) - 1, escaped
+		}
+		end := i + q
+		n := 0
+		for k := end - 1; k >= i && doc[k] == '\\'; k-- {
+			n++
+		}
+		if n > 0 {
+			escaped = true
+		}
+		if n%2 == 0 {
+			return end, escaped || bytes.IndexByte(doc[i:end], '\\') >= 0
+		}
+		i = end + 1
+	}
 }
 
 func (b *Batch) appendSource(m *kafka.Message) span {
@@ -312,7 +426,7 @@ func (p *Processor) quarantine(b *Batch, i int, m *kafka.Message, src span, s *s
 
 func (p *Processor) deny(b *Batch, i int, s *stream, src span, tenant, user, category string, d *consent.Decision, now time.Time) {
 	subj := len(b.arena)
-	b.arena = append(b.arena, consent.UserKey(tenant, user)...)
+	b.arena = consent.AppendUserKey(b.arena, tenant, user)
 	subject := span{subj, len(b.arena)}
 	start := len(b.arena)
 	a := append(b.arena, `{"kind":"deny","source":`...)

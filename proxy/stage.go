@@ -108,7 +108,9 @@ func NewWriter(cfg *Config, c *Clients, codec kafka.Compression) *kafka.Writer {
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		Compression:  codec,
-		BatchSize:    1 << 16,
+		// kafka-go allocates a batch's message slice at BatchSize up front:
+		// keep it near what one batch of BatchBytes holds.
+		BatchSize:    2048,
 		BatchBytes:   int64(cfg.writeBatchBytes()),
 		BatchTimeout: cfg.writeBatchTimeout(),
 		MaxAttempts:  3,
