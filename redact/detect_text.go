@@ -131,14 +131,22 @@ var ibanLengths = map[[2]byte]int8{
 	{'V', 'A'}: 22, {'V', 'G'}: 24, {'X', 'K'}: 20, {'Y', 'E'}: 30,
 }
 
+// ibanLengthTab is ibanLengths indexed by (c0-'A')*26 + c1-'A' (0: no IBAN).
+var ibanLengthTab = func() (tab [26 * 26]int8) {
+	for cc, n := range ibanLengths {
+		tab[int(cc[0]-'A')*26+int(cc[1]-'A')] = n
+	}
+	return tab
+}()
+
 // ibanAt matches an IBAN at i, compact or in groups of four separated by
 // single spaces, with the country's length and a valid mod-97 check.
 func ibanAt(t []byte, i int) int {
 	if i+4 > len(t) || ctab[t[i+1]]&cUpper == 0 || !isDigit(t[i+2]) || !isDigit(t[i+3]) {
 		return 0
 	}
-	want, ok := ibanLengths[[2]byte{t[i], t[i+1]}]
-	if !ok {
+	want := ibanLengthTab[int(t[i]-'A')*26+int(t[i+1]-'A')]
+	if want == 0 {
 		return 0
 	}
 	var chars [34]byte

@@ -7,10 +7,11 @@
 //   - Pure: AppendRedacted does no I/O, logs nothing and keeps no
 //     reference to its arguments. The only I/O in the package is
 //     KeyringFromEnv reading ANONPROXY_HMAC_KEY_FILE.
-//   - Valid JSON out: the input is validated (gjson.Valid) before any
-//     edit; an invalid event fails with reason invalid_json and nothing
-//     is appended. Every replacement is a complete JSON value, correctly
-//     escaped (invalid UTF-8 inside a replaced string becomes U+FFFD).
+//   - Valid JSON out: the input is validated before any edit, accepting
+//     exactly what gjson.Valid accepts (FuzzValid checks it); an invalid
+//     event fails with reason invalid_json and nothing is appended. Every
+//     replacement is a complete JSON value, correctly escaped (invalid
+//     UTF-8 inside a replaced string becomes U+FFFD).
 //   - Bytes outside replaced spans are identical to the input,
 //     including whitespace and key order. A replaced span is a whole
 //     value, except: a string whose text has a match and contains escapes

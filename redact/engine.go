@@ -10,7 +10,6 @@ import (
 	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/tidwall/gjson"
 )
 
 // Level is the consent level an event is redacted for. The zero value is
@@ -59,6 +58,7 @@ type crule struct {
 // and safe for concurrent use by any number of goroutines.
 type Engine struct {
 	rules   [3][]crule // by Level
+	trees   [3]*pathNode
 	tokens  [numDetectors][]byte
 	tokEsc  [numDetectors][]byte // JSON-escaped tokens
 	keys    *Keyring
@@ -121,6 +121,9 @@ func Compile(cfg StreamConfig, opts Options, keys *Keyring) (*Engine, error) {
 	always := compile(cfg.Always)
 	e.rules[LevelAllow] = always
 	e.rules[LevelAnonymized] = append(compile(cfg.Anonymized), always...)
+	for _, lv := range []Level{LevelAllow, LevelAnonymized} {
+		e.trees[lv] = buildPathTree(e.rules[lv])
+	}
 	needKey, needFile := false, false
 	for _, r := range e.rules[LevelAnonymized] {
 		needKey = needKey || r.act == actPseudonymize || r.mask.has(detMention)
@@ -199,11 +202,11 @@ func (e *Engine) AppendRedacted(dst, src []byte, level Level, st *Stats) ([]byte
 		return dst, newError(ReasonInternal, -1, fmt.Errorf("invalid level %d", level))
 	}
 	s := unsafeString(src)
-	if !gjson.Valid(s) {
+	if !validJSON(s) {
 		return dst, newError(ReasonInvalidJSON, -1, nil)
 	}
 	w := e.pool.Get().(*work)
-	out, err := w.run(dst, s, e.rules[level], st)
+	out, err := w.run(dst, s, e.rules[level], e.trees[level], st)
 	w.release()
 	e.pool.Put(w)
 	if err != nil {
@@ -224,14 +227,11 @@ func (w *work) release() {
 	w.f.release(keep)
 }
 
-func (w *work) run(dst []byte, s string, rules []crule, st *Stats) ([]byte, error) {
+func (w *work) run(dst []byte, s string, rules []crule, tree *pathNode, st *Stats) ([]byte, error) {
 	w.edits = w.edits[:0]
 	i := skipWS(s, 0)
-	for k := range rules {
-		w.depth = 0
-		if err := w.walk(s, i, rules[k].segs, &rules[k], int32(k), -1); err != nil {
-			return dst, err
-		}
+	if err := w.walkRules(s, i, rules, tree); err != nil {
+		return dst, err
 	}
 	if len(w.edits) == 0 {
 		return append(dst, s...), nil
@@ -263,6 +263,144 @@ func (w *work) run(dst []byte, s string, rules []crule, st *Stats) ([]byte, erro
 }
 
 func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// pathNode is a node of the rules' paths merged into a tree, so that one
+// walk over the document serves every rule.
+type pathNode struct {
+	ends []int32     // rules whose path ends here, ascending
+	keys []pathChild // segKey segments below
+	each *pathNode   // the '#' segment below
+}
+
+type pathChild struct {
+	key   string
+	index int // >= 0 if key is a number, which also indexes arrays
+	node  *pathNode
+}
+
+func buildPathTree(rules []crule) *pathNode {
+	root := &pathNode{}
+	for k := range rules {
+		n := root
+		for _, seg := range rules[k].segs {
+			if seg.kind == segEach {
+				if n.each == nil {
+					n.each = &pathNode{}
+				}
+				n = n.each
+				continue
+			}
+			var next *pathNode
+			for _, c := range n.keys {
+				if c.key == seg.key {
+					next = c.node
+					break
+				}
+			}
+			if next == nil {
+				next = &pathNode{}
+				n.keys = append(n.keys, pathChild{key: seg.key, index: seg.index, node: next})
+			}
+			n = next
+		}
+		n.ends = append(n.ends, int32(k))
+	}
+	return root
+}
+
+// walkRules records the edits of all rules on the document at i, in one
+// walk over the document along the path tree. The edits are the same as
+// those of walking the document once per rule; only the order differs,
+// and sortEdits makes that canonical. If there is an error, walkRules
+// returns the one the rule-by-rule walk finds first.
+func (w *work) walkRules(s string, i int, rules []crule, tree *pathNode) error {
+	w.depth = 0
+	if err := w.walkTree(s, i, -1, rules, tree, -1); err != nil {
+		w.edits = w.edits[:0]
+		for k := range rules {
+			w.depth = 0
+			if err := w.walk(s, i, rules[k].segs, &rules[k], int32(k), -1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// walkTree records the edits of the rules in the tree below n on the
+// value at i. ve is the value's end, or -1 if not known yet; mstart is as
+// for walk.
+func (w *work) walkTree(s string, i, ve int, rules []crule, n *pathNode, mstart int) error {
+	if len(n.ends) > 0 {
+		if ve < 0 {
+			ve = valueEnd(s, i)
+		}
+		for _, k := range n.ends {
+			if err := w.targetEnd(s, i, ve, &rules[k], k, mstart); err != nil {
+				return err
+			}
+		}
+	}
+	if i >= len(s) {
+		return nil
+	}
+	switch s[i] {
+	case '{':
+		if len(n.keys) == 0 {
+			return nil
+		}
+		j := skipWS(s, i+1)
+		for j < len(s) && s[j] == '"' {
+			ke, esc := keyEnd(s, j)
+			v := skipWS(s, skipWS(s, ke)+1) // past ':'
+			ve := valueEnd(s, v)
+			key := s[j+1 : ke-1]
+			if esc {
+				w.keybuf = appendUnescaped(w.keybuf[:0], key)
+				key = unsafeString(w.keybuf)
+			}
+			for c := range n.keys {
+				if n.keys[c].key == key {
+					if err := w.walkTree(s, v, ve, rules, n.keys[c].node, j); err != nil {
+						return err
+					}
+					break // keys in a node are distinct
+				}
+			}
+			j = skipWS(s, ve)
+			if j < len(s) && s[j] == ',' {
+				j = skipWS(s, j+1)
+				continue
+			}
+			break
+		}
+	case '[':
+		if n.each == nil && len(n.keys) == 0 {
+			return nil
+		}
+		j := skipWS(s, i+1)
+		for idx := 0; j < len(s) && s[j] != ']'; idx++ {
+			ve := valueEnd(s, j)
+			if n.each != nil {
+				if err := w.walkTree(s, j, ve, rules, n.each, j); err != nil {
+					return err
+				}
+			}
+			for c := range n.keys {
+				if n.keys[c].index == idx {
+					if err := w.walkTree(s, j, ve, rules, n.keys[c].node, j); err != nil {
+						return err
+					}
+				}
+			}
+			j = skipWS(s, ve)
+			if j < len(s) && s[j] == ',' {
+				j = skipWS(s, j+1)
+			}
+		}
+	}
+	return nil
+}
 
 // walk finds the values at segs below the value at i and records edits.
 // mstart is the start of the member (its key) or array element holding
@@ -331,7 +469,11 @@ func (w *work) add(ed edit) { w.edits = append(w.edits, ed) }
 
 // target records the edit of rule r on the value at i.
 func (w *work) target(s string, i int, r *crule, seq int32, mstart int) error {
-	ve := valueEnd(s, i)
+	return w.targetEnd(s, i, valueEnd(s, i), r, seq, mstart)
+}
+
+// targetEnd is target for the value [i, ve).
+func (w *work) targetEnd(s string, i, ve int, r *crule, seq int32, mstart int) error {
 	ed := edit{start: int32(i), end: int32(ve), act: r.act, keep: int32(r.keep), maxLen: int32(r.maxLen), mask: r.mask, seq: seq, value: r.value}
 	switch r.act {
 	case actDrop:

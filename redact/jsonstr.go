@@ -1,6 +1,8 @@
 package redact
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -18,9 +20,22 @@ func skipWS(s string, i int) int {
 }
 
 // stringEnd returns the offset just past the closing quote of the string
-// whose opening quote is at i.
+// whose opening quote is at i. Short strings are scanned eight bytes at a
+// time; past 64 bytes, strings.IndexByte (vectorized) finds the quotes.
 func stringEnd(s string, i int) int {
 	j := i + 1
+	for lim := min(j+64, len(s)); j+8 <= lim; j += 8 {
+		x := binary.LittleEndian.Uint64(unsafeBytes(s[j : j+8]))
+		q := x ^ ('"' * lsb)
+		b := x ^ ('\\' * lsb)
+		if m := ((q-lsb)&^q | (b-lsb)&^b) & msb; m != 0 {
+			j += bits.TrailingZeros64(m) >> 3
+			if s[j] == '"' {
+				return j + 1
+			}
+			break // an escape: count backslashes below
+		}
+	}
 	for {
 		k := strings.IndexByte(s[j:], '"')
 		if k < 0 {
@@ -37,6 +52,22 @@ func stringEnd(s string, i int) int {
 		}
 		j++
 	}
+}
+
+// keyEnd is stringEnd for short strings such as keys; it also reports
+// whether the string has escapes.
+func keyEnd(s string, i int) (int, bool) {
+	esc := false
+	for j := i + 1; j < len(s); j++ {
+		switch s[j] {
+		case '"':
+			return j + 1, esc
+		case '\\':
+			esc = true
+			j++
+		}
+	}
+	return len(s), esc
 }
 
 // valueEnd returns the offset just past the value starting at i.
@@ -156,6 +187,18 @@ const hexDigits = "0123456789abcdef"
 func appendEscaped(dst []byte, b []byte) []byte {
 	start := 0
 	for i := 0; i < len(b); {
+		// Skip plain ASCII eight bytes at a time.
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i : i+8])
+			if m := stringSpecial(x) | x&msb; m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {

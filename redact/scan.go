@@ -1,11 +1,16 @@
 package redact
 
+import "strings"
+
 // Free-text scanning: one forward pass over the text. At every word start
 // (an ASCII letter or digit not preceded by one) and at a few punctuation
 // characters ('+', '(', '<', '[', ':', '-') the scanner tries the detectors
 // that can begin there, validates the candidate (Luhn, mod-97, ranges,
 // libphonenumber, JWT header, ...) and, on a match, records the span and
 // continues after it. Matches are therefore in order and never overlap.
+// Most bytes cannot matter: scan skips them with one table lookup each and
+// runs the detectors only around trigger bytes (see scan and trigTabs),
+// with exactly the result of trying every word start.
 // The pass allocates nothing unless a phone-number candidate misses the
 // verdict cache (libphonenumber allocates).
 
@@ -83,60 +88,275 @@ func (sc *scanner) add(start, end int, d detector) {
 }
 
 // scan appends the matches in t to sc.ms.
+//
+// The result is exactly that of stepping through t with step from 0 (the
+// reference loop: a detector pass at every word start and at a few
+// punctuation characters). Most positions cannot start a match, so scan
+// skips them: nextTrigger finds, with one table lookup per byte and no
+// data-dependent branch, the next byte that could matter (see trigTabs),
+// and slow replays the reference loop from the earliest position that
+// byte can influence until the loop is back at a word boundary. Between
+// triggers the reference loop would only step over words and punctuation
+// without a match, so skipping them changes nothing.
 func (sc *scanner) scan(t []byte) {
-	n := len(t)
-	m := sc.mask
-	for i := 0; i < n; {
-		c := t[i]
-		if ctab[c]&cAlnum != 0 {
-			i = sc.word(t, i)
-			continue
+	tab := triggerTable(sc.mask)
+	lo := 0 // the reference loop is at lo, a word boundary; nothing before lo is left to do
+	for lo < len(t) {
+		a := nextTrigger(tab, t, lo)
+		if a >= len(t) {
+			return
 		}
-		next := i + 1
-		switch c {
-		case '+':
-			if m.has(detPhone) && i+1 < n && isDigit(t[i+1]) && (i == 0 || !isAlnum(t[i-1])) {
-				if end := sc.phone(t, i, true); end > 0 {
-					next = end
-				}
-			}
-		case '(':
-			if m.has(detPhone) && i+1 < n && isDigit(t[i+1]) {
-				if end := sc.phone(t, i, false); end > 0 {
-					next = end
-				}
-			}
-		case '<':
-			if m.has(detMention) && i+2 < n && t[i+1] == '@' {
-				if end := sc.mention(t, i); end > 0 {
-					next = end
-				}
-			}
-		case '[':
-			if m.has(detIP) {
-				if end := ipv6Bracketed(t, i); end > 0 {
-					sc.add(i, end, detIP)
-					next = end
-				}
-			}
-		case ':':
-			if m.has(detIP) && i+1 < n && t[i+1] == ':' && (i == 0 || (t[i-1] != ':' && !isAlnum(t[i-1]))) {
-				if end := ipv6At(t, i); end > 0 {
-					sc.add(i, end, detIP)
-					next = end
-				}
-			}
-		case '-':
-			if m.has(detPrivateKey) && i+11 <= n && string(t[i:i+11]) == "-----BEGIN " {
-				if end := pemBlock(t, i); end > 0 {
-					sc.add(i, end, detPrivateKey)
-					next = end
-				}
-			}
-		}
-		i = next
+		lo = sc.slow(t, lo, a)
 	}
 }
+
+// step runs the reference loop once at position i and returns where it
+// continues.
+func (sc *scanner) step(t []byte, i int) int {
+	n := len(t)
+	m := sc.mask
+	c := t[i]
+	if ctab[c]&cAlnum != 0 {
+		return sc.word(t, i)
+	}
+	next := i + 1
+	switch c {
+	case '+':
+		if m.has(detPhone) && i+1 < n && isDigit(t[i+1]) && (i == 0 || !isAlnum(t[i-1])) {
+			if end := sc.phone(t, i, true); end > 0 {
+				next = end
+			}
+		}
+	case '(':
+		if m.has(detPhone) && i+1 < n && isDigit(t[i+1]) {
+			if end := sc.phone(t, i, false); end > 0 {
+				next = end
+			}
+		}
+	case '<':
+		if m.has(detMention) && i+2 < n && t[i+1] == '@' {
+			if end := sc.mention(t, i); end > 0 {
+				next = end
+			}
+		}
+	case '[':
+		if m.has(detIP) {
+			if end := ipv6Bracketed(t, i); end > 0 {
+				sc.add(i, end, detIP)
+				next = end
+			}
+		}
+	case ':':
+		if m.has(detIP) && i+1 < n && t[i+1] == ':' && (i == 0 || (t[i-1] != ':' && !isAlnum(t[i-1]))) {
+			if end := ipv6At(t, i); end > 0 {
+				sc.add(i, end, detIP)
+				next = end
+			}
+		}
+	case '-':
+		if m.has(detPrivateKey) && i+11 <= n && string(t[i:i+11]) == "-----BEGIN " {
+			if end := pemBlock(t, i); end > 0 {
+				sc.add(i, end, detPrivateKey)
+				next = end
+			}
+		}
+	}
+	return next
+}
+
+// midWord reports whether i is inside an alnum run, where the reference
+// loop arrives only at the end of a match or of a skipped colon run.
+func midWord(t []byte, i int) bool {
+	return i > 0 && i < len(t) && ctab[t[i-1]]&cAlnum != 0 && ctab[t[i]]&cAlnum != 0
+}
+
+// slow handles the trigger at a: it replays the reference loop from the
+// earliest word start a can affect (not before lo) until it has passed a
+// and is at a word boundary, and returns that position.
+//
+// A byte affects earlier word starts only through word: a word's
+// local-part run (at most maxRun bytes) may end at '@', ':' or '=' (email,
+// URL, IPv6, secret parameter), and an AWS secret is a 40-byte base64 run
+// with an upper-case letter in it. So the replay starts where the
+// local-part run or the base64 run around a starts, whichever is earlier:
+// a later trigger in the same run is then handled by this replay.
+func (sc *scanner) slow(t []byte, lo, a int) int {
+	r := a
+	for r > lo && a-r < maxRun && ctab[t[r-1]]&cLocal != 0 {
+		r--
+	}
+	for b := a; b > lo && a-b < 40 && ctab[t[b-1]]&cB64 != 0; {
+		b--
+		r = min(r, b)
+	}
+	// The reference loop steps at word boundaries only (lo is one).
+	for r > lo && midWord(t, r) {
+		r++
+	}
+	i := r
+	for i < len(t) && (i <= a || midWord(t, i)) {
+		i = sc.step(t, i)
+	}
+	return i
+}
+
+// Trigger tables. Every trigger is a byte that needs a certain previous
+// and next byte: the reference loop does something other than stepping
+// over a word or a punctuation byte only if one of these occurs. Each
+// trigger kind is a bit; a table entry gives, for one byte value,
+//
+//	bits  0-20  the kinds it allows as the previous byte
+//	bits 21-41  the kinds it is the trigger byte of
+//	bits 42-62  the kinds it allows as the next byte
+//
+// and position i triggers if entry(t[i-1]) & entry(t[i])>>21 &
+// entry(t[i+1])>>42 has a kind bit set. The text's start and end allow
+// every kind. Each kind's condition is necessary for the detectors it
+// serves (see word, step and the detectors), so a position that triggers
+// nothing is one where the reference loop would find nothing and not skip
+// ahead either.
+const (
+	trigWordDigit uint64 = 1 << iota // a word starting with a digit: card, phone, SSN, IPv4
+	trigWordUpper                    // a word starting with two upper-case letters: IBAN, AWS access key, Google API key
+	trigWordG                        // gh.., gi..: GitHub tokens
+	trigWordX                        // xo.., xa..: Slack tokens
+	trigWordK                        // sk.., rk..: Stripe keys
+	trigWordE                        // ey..: JWT
+	trigMidLower                     // in a base64 run, a lower-case letter after a digit, '+' or '/'
+	trigMidUpper                     // ... an upper-case letter after a lower-case letter, digit, '+' or '/'
+	trigMidDigit                     // ... a digit after a letter, '+' or '/'
+	trigMidSlash                     // ... '+' or '/' after an alnum
+	trigColonHex                     // ':' after a hex digit or '.': IPv6 ending a word
+	trigColonNext                    // ':' before ':' or '/': "::" IPv6, scheme://
+	trigEquals                       // '=' after an alnum: secret parameter
+	trigAt                           // '@' after a local-part byte other than '.', before a domain byte: email
+	trigPlus                         // '+' after a non-alnum, before a digit: international phone
+	trigParen                        // '(' before a digit: national phone
+	trigLess                         // '<' before '@': mention
+	trigBracket                      // '[' before a hex digit or ':': bracketed IPv6
+	trigDash                         // '-' before '-': PEM block
+	trigAll       uint64 = 1<<21 - 1
+)
+
+// An AWS secret key is a base64 run with upper-case letters, lower-case
+// letters and digits: somewhere in it, two neighbours are of different
+// kinds (lower, upper, digit, '+' or '/') other than upper then lower, as
+// in a capitalised word. The trigMid kinds are those neighbours.
+
+const (
+	tabPII = 1 << iota
+	tabCred
+	tabMention
+)
+
+var trigTabs = func() (tabs [8][256]uint64) {
+	for k := range tabs {
+		tab := &tabs[k]
+		// kind makes the bytes cur trigger kind g when the previous byte
+		// is in prev and the next in next (nil: any byte).
+		kind := func(g uint64, prev func(c byte) bool, cur func(c byte) bool, next func(c byte) bool) {
+			for c := range 256 {
+				if prev == nil || prev(byte(c)) {
+					tab[c] |= g
+				}
+				if cur(byte(c)) {
+					tab[c] |= g << 21
+				}
+				if next == nil || next(byte(c)) {
+					tab[c] |= g << 42
+				}
+			}
+		}
+		is := func(s string) func(c byte) bool {
+			return func(c byte) bool { return strings.IndexByte(s, c) >= 0 }
+		}
+		class := func(cl uint8) func(c byte) bool { return func(c byte) bool { return ctab[c]&cl != 0 } }
+		notAlnum := func(c byte) bool { return ctab[c]&cAlnum == 0 }
+		upper, digit, hex := class(cUpper), class(cDigit), class(cHex)
+		if k&tabPII != 0 {
+			kind(trigWordDigit, notAlnum, digit, nil)
+			kind(trigWordUpper, notAlnum, upper, upper)
+			kind(trigColonHex, func(c byte) bool { return hex(c) || c == '.' }, is(":"), nil)
+			kind(trigColonNext, nil, is(":"), is(":"))
+			kind(trigAt, func(c byte) bool { return ctab[c]&cLocal != 0 && c != '.' }, is("@"), class(cDomain))
+			kind(trigPlus, notAlnum, is("+"), digit)
+			kind(trigParen, nil, is("("), digit)
+			kind(trigBracket, nil, is("["), func(c byte) bool { return hex(c) || c == ':' })
+		}
+		if k&tabCred != 0 {
+			kind(trigWordUpper, notAlnum, is("A"), upper)
+			kind(trigWordG, notAlnum, is("g"), is("hi"))
+			kind(trigWordX, notAlnum, is("x"), is("oa"))
+			kind(trigWordK, notAlnum, is("sr"), is("k"))
+			kind(trigWordE, notAlnum, is("e"), is("y"))
+			lower := func(c byte) bool { return c >= 'a' && c <= 'z' }
+			slash := is("+/")
+			kind(trigMidLower, func(c byte) bool { return digit(c) || slash(c) }, lower, nil)
+			kind(trigMidUpper, func(c byte) bool { return lower(c) || digit(c) || slash(c) }, upper, nil)
+			kind(trigMidDigit, func(c byte) bool { return lower(c) || upper(c) || slash(c) }, digit, nil)
+			kind(trigMidSlash, class(cAlnum), slash, nil)
+			kind(trigColonNext, nil, is(":"), is("/"))
+			kind(trigEquals, class(cAlnum), is("="), nil)
+			kind(trigDash, nil, is("-"), is("-"))
+		}
+		if k&tabMention != 0 {
+			kind(trigLess, nil, is("<"), is("@"))
+		}
+	}
+	return tabs
+}()
+
+func triggerTable(m detMask) *[256]uint64 {
+	k := 0
+	if m&maskPII != 0 {
+		k |= tabPII
+	}
+	if m&maskCredentials != 0 {
+		k |= tabCred
+	}
+	if m.has(detMention) {
+		k |= tabMention
+	}
+	return &trigTabs[k]
+}
+
+// nextTrigger returns the first position at or after i (a word boundary)
+// that triggers under tab, or len(t).
+func nextTrigger(tab *[256]uint64, t []byte, i int) int {
+	n := len(t)
+	prev := trigAll // the start of the text allows every kind
+	if i > 0 {
+		prev = tab[t[i-1]]
+	}
+	// Eight positions per iteration; the ninth byte is their lookahead.
+	for ; i+9 <= n; i += 8 {
+		b := (*[9]byte)(t[i : i+9])
+		e0, e1, e2, e3 := tab[b[0]], tab[b[1]], tab[b[2]], tab[b[3]]
+		e4, e5, e6, e7, e8 := tab[b[4]], tab[b[5]], tab[b[6]], tab[b[7]], tab[b[8]]
+		x := prev&(e0>>21)&(e1>>42) | e0&(e1>>21)&(e2>>42) | e1&(e2>>21)&(e3>>42) | e2&(e3>>21)&(e4>>42) |
+			e3&(e4>>21)&(e5>>42) | e4&(e5>>21)&(e6>>42) | e5&(e6>>21)&(e7>>42) | e6&(e7>>21)&(e8>>42)
+		if x&trigAll != 0 {
+			break
+		}
+		prev = e7
+	}
+	for ; i < n; i++ {
+		e := tab[t[i]]
+		next := trigAll << 42 // the end of the text allows every kind
+		if i+1 < n {
+			next = tab[t[i+1]]
+		}
+		if prev&(e>>21)&(next>>42)&trigAll != 0 {
+			return i
+		}
+		prev = e
+	}
+	return n
+}
+
+// maxRun bounds the local-part run word looks at, so that the scan stays
+// linear on inputs like "a.a.a.a...".
+const maxRun = 80
 
 // wordEnd returns the end of the alnum run at i.
 func wordEnd(t []byte, i int) int {
@@ -155,7 +375,6 @@ func wordEnd(t []byte, i int) int {
 // parameter), the first byte selects the prefixed tokens. The bound keeps
 // the scan linear on inputs like "a.a.a.a...".
 func (sc *scanner) word(t []byte, i int) int {
-	const maxRun = 80
 	m := sc.mask
 	n := len(t)
 	c0 := t[i]
