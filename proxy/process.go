@@ -62,6 +62,7 @@ type Processor struct {
 	quarantineTopic   string
 	auditTopic        string
 	maxEventBytes     int
+	maxRecordBytes    int // largest record the stage's producer accepts (its BatchBytes less framing)
 	quarantinePayload bool
 	now               func() time.Time
 }
@@ -83,7 +84,8 @@ func NewProcessor(cfg *Config, streams []StreamConfig, opts redact.Options, keys
 	p := &Processor{
 		byInput: map[string]*stream{}, byName: map[string]*stream{},
 		decider: decider, quarantineTopic: cfg.quarantine(), auditTopic: cfg.audit(),
-		maxEventBytes: cfg.maxEventBytes(), quarantinePayload: cfg.QuarantinePayload, now: time.Now,
+		maxEventBytes: cfg.maxEventBytes(), maxRecordBytes: cfg.writeBatchBytes() - recordOverhead,
+		quarantinePayload: cfg.QuarantinePayload, now: time.Now,
 	}
 	for _, sc := range streams {
 		eng, err := redact.Compile(sc.StreamConfig, opts, keys)
@@ -197,7 +199,10 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	if s == nil {
 		return p.quarantine(b, i, m, src, nil, ReasonUnknownTopic, "no stream consumes this topic"), ReasonUnknownTopic, nil
 	}
-	if len(m.Value) > p.maxEventBytes {
+	// The key (and allow-listed headers) travel with the output too: a huge
+	// key under a small value would make a record the producer refuses,
+	// retried forever, stalling the partition.
+	if len(m.Value) > p.maxEventBytes || len(m.Value)+carriedBytes(m, s) > p.maxEventBytes {
 		return p.quarantine(b, i, m, src, s, ReasonTooLarge, "event exceeds max_event_bytes"), ReasonTooLarge, nil
 	}
 	// Before anything recursive reads the event: gjson's validator recurses
@@ -207,7 +212,7 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	if tooDeep(m.Value, redact.MaxDepth) {
 		return p.quarantine(b, i, m, src, s, redact.ReasonTooDeep, "nesting deeper than 256 levels"), redact.ReasonTooDeep, nil
 	}
-	if len(m.Value) == 0 || !gjson.ValidBytes(m.Value) {
+	if len(m.Value) == 0 || !redact.Valid(m.Value) {
 		return p.quarantine(b, i, m, src, s, ReasonInvalidJSON, "not a valid JSON document"), ReasonInvalidJSON, nil
 	}
 	// gjson accepts any bytes inside strings. JSON text is UTF-8 (RFC 8259
@@ -256,17 +261,45 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 		lvl = redact.LevelAnonymized
 	}
 	start := len(b.arena)
-	out, rerr := s.engine.AppendRedacted(b.arena, m.Value, lvl, &b.Redactions)
+	out, rerr := s.engine.AppendRedactedValid(b.arena, m.Value, lvl, &b.Redactions)
 	if rerr != nil {
 		b.arena = b.arena[:start]
 		reason := redact.ReasonOf(rerr)
 		return p.quarantine(b, i, m, src, s, reason, rerr.Error()), reason, nil
+	}
+	// Redaction can grow an event (a 5-byte mention becomes a 31-byte
+	// pseudonym): an output the producer cannot send would be retried
+	// forever and stall the partition, so it is quarantined instead.
+	if len(out)-start+carriedBytes(m, s) > p.maxRecordBytes {
+		b.arena = out[:start]
+		return p.quarantine(b, i, m, src, s, ReasonTooLarge, "redacted event exceeds the producer's write_batch_bytes"), ReasonTooLarge, nil
 	}
 	b.arena = out
 	b.recs = append(b.recs, rec{topic: s.cfg.Output, key: m.Key, value: span{start, len(b.arena)}, source: src,
 		outcome: Forwarded, level: d.Level, input: i})
 	b.Forwarded[d.Level]++
 	return Forwarded, "", nil
+}
+
+// recordOverhead is what a produced record needs beyond its key, value and
+// copied headers: record framing and the stage's own headers (the source
+// header holds a topic name of at most 249 bytes).
+const recordOverhead = 4 << 10
+
+// maxQuarantineKey bounds the input key a quarantine record keeps; a larger
+// key is dropped so the quarantine record itself always fits the producer.
+const maxQuarantineKey = 4 << 10
+
+// carriedBytes is what an output record of m carries besides its value:
+// the key and the allow-listed headers.
+func carriedBytes(m *kafka.Message, s *stream) int {
+	n := len(m.Key)
+	for _, h := range m.Headers {
+		if s.allow[h.Key] {
+			n += len(h.Key) + len(h.Value)
+		}
+	}
+	return n
 }
 
 // idAt reads a string or number id at path without copying: the result is
@@ -414,12 +447,22 @@ func (p *Processor) quarantine(b *Batch, i int, m *kafka.Message, src span, s *s
 	a = append(a, `,"size":`...)
 	a = strconv.AppendInt(a, int64(len(m.Value)), 10)
 	if p.quarantinePayload {
+		// Escaping can grow the payload sixfold: omit it rather than build
+		// a record the producer refuses.
+		n := len(a)
 		a = append(a, `,"payload":`...)
 		a = appendJSONString(a, m.Value)
+		if len(a)-start > p.maxRecordBytes-maxQuarantineKey {
+			a = append(a[:n], `,"payload_omitted":"too large"`...)
+		}
 	}
 	a = append(a, '}')
 	b.arena = a
-	b.recs = append(b.recs, rec{topic: p.quarantineTopic, key: m.Key, value: span{start, len(b.arena)}, source: src,
+	key := m.Key
+	if len(key) > maxQuarantineKey {
+		key = nil
+	}
+	b.recs = append(b.recs, rec{topic: p.quarantineTopic, key: key, value: span{start, len(b.arena)}, source: src,
 		outcome: Quarantined, reason: reason, input: i})
 	return Quarantined
 }
