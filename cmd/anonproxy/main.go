@@ -37,7 +37,9 @@ func commands() []command {
 		{"run", "run the pipeline stage until SIGINT/SIGTERM", cmdRun},
 		{"demo", "run the stage on an embedded broker with synthetic traffic and print what it did", cmdDemo},
 		{"redact", "redact JSON lines from stdin to stdout with one stream's rules", cmdRedact},
+		{"replay", "backfill: re-run the pipeline over historical data under today's consent", cmdReplay},
 		{"loadtest", "synthetic load with consent churn against a stage; verifies no leak and no loss", cmdLoadtest},
+		{"consent", "set, delete, get, explain, import and export consent records", cmdConsent},
 		{"config", "config check -config FILE: validate a config", cmdConfig},
 	}
 }
