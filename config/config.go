@@ -354,3 +354,20 @@ func (f *File) PrefixTopics(prefix string) {
 		p(&f.Streams[i].Output)
 	}
 }
+
+// Categories lists the consent categories the streams use (fixed ones and
+// the values of category mappings), which consent.NewTable indexes for
+// faster lookups. Every tool that builds a table passes this list, so they
+// all build it as the stage does.
+func (f *File) Categories() []string {
+	var out []string
+	for _, s := range f.Streams {
+		if s.Category != "" {
+			out = append(out, s.Category)
+		}
+		for _, c := range s.Categories {
+			out = append(out, c)
+		}
+	}
+	return out
+}

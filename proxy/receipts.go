@@ -28,9 +28,12 @@ type Receipts struct {
 }
 
 // NewReceipts builds the receipt writer; Run sends what Record queued.
-func NewReceipts(cfg *Config, c *Clients, log *slog.Logger) *Receipts {
-	codec, _ := compression(cfg.Compression)
-	return &Receipts{topic: cfg.audit(), writer: NewWriter(cfg, c, codec), log: log, queue: make(chan kafka.Message, 4096)}
+func NewReceipts(cfg *Config, c *Clients, log *slog.Logger) (*Receipts, error) {
+	w, err := NewWriter(cfg, c)
+	if err != nil {
+		return nil, err
+	}
+	return &Receipts{topic: cfg.audit(), writer: w, log: log, queue: make(chan kafka.Message, 4096)}, nil
 }
 
 // Record queues the receipt of one applied change. It is called from the

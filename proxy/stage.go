@@ -79,7 +79,7 @@ type StageOptions struct {
 
 // NewStage builds a stage; it does not connect until Run.
 func NewStage(o StageOptions) (*Stage, error) {
-	codec, err := compression(o.Config.Compression)
+	w, err := NewWriter(o.Config, o.Clients)
 	if err != nil {
 		return nil, err
 	}
@@ -94,14 +94,18 @@ func NewStage(o StageOptions) (*Stage, error) {
 	}
 	s := &Stage{cfg: o.Config, clients: o.Clients, proc: o.Processor, consent: o.Consent,
 		maxStaleness: o.MaxStaleness, metrics: o.Metrics, log: o.Logger, receipts: o.Receipts}
-	s.writer = NewWriter(o.Config, o.Clients, codec)
+	s.writer = w
 	return s, nil
 }
 
 // NewWriter is the producer every output of the stage (and replay) goes
 // through: acknowledged by all in-sync replicas, key-hashed like the Java
 // client (murmur2), records carry their own topics.
-func NewWriter(cfg *Config, c *Clients, codec kafka.Compression) *kafka.Writer {
+func NewWriter(cfg *Config, c *Clients) (*kafka.Writer, error) {
+	codec, err := compression(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
 	return &kafka.Writer{
 		Addr:         kafka.TCP(c.Brokers...),
 		Transport:    c.Transport,
@@ -114,7 +118,7 @@ func NewWriter(cfg *Config, c *Clients, codec kafka.Compression) *kafka.Writer {
 		BatchBytes:   int64(cfg.writeBatchBytes()),
 		BatchTimeout: cfg.writeBatchTimeout(),
 		MaxAttempts:  3,
-	}
+	}, nil
 }
 
 func compression(name string) (kafka.Compression, error) {

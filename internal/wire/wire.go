@@ -40,22 +40,16 @@ func Build(cfg *config.File, log *slog.Logger, onChange func(consent.Change)) (*
 	if err != nil {
 		return nil, err
 	}
-	var categories []string
-	for _, s := range cfg.Streams {
-		if s.Category != "" {
-			categories = append(categories, s.Category)
-		}
-		for _, c := range s.Categories {
-			categories = append(categories, c)
-		}
-	}
-	table := consent.NewTable(cfg.Policy, categories...)
+	table := consent.NewTable(cfg.Policy, cfg.Categories()...)
 	metrics := proxy.NewMetrics(nil)
 	proc, err := proxy.NewProcessor(&cfg.Stage, cfg.Streams, cfg.Redaction, keys, table)
 	if err != nil {
 		return nil, err
 	}
-	receipts := proxy.NewReceipts(&cfg.Stage, clients, log)
+	receipts, err := proxy.NewReceipts(&cfg.Stage, clients, log)
+	if err != nil {
+		return nil, err
+	}
 	loader, err := consent.NewLoader(clients.Brokers, clients.Dialer, cfg.Consent, table,
 		consent.WithLogger(log), consent.WithOnChange(func(c consent.Change) {
 			receipts.Record(c)
