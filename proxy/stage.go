@@ -376,20 +376,28 @@ func (s *Stage) writeAll(ctx context.Context, msgs []kafka.Message, log *slog.Lo
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var werrs kafka.WriteErrors
-		if errors.As(err, &werrs) && len(werrs) == len(pending) {
-			failed := make([]kafka.Message, 0, werrs.Count())
-			for i, e := range werrs {
-				if e != nil {
-					failed = append(failed, pending[i])
-				}
-			}
-			pending = failed
-		}
+		pending = Unacknowledged(pending, err)
 		s.metrics.WriteRetries.Inc()
 		log.Warn("produce not acknowledged; retrying, nothing committed meanwhile", "records", len(pending), "error", err.Error())
 		backoff.sleep(ctx)
 	}
+}
+
+// Unacknowledged returns the records of pending that a failed
+// kafka.Writer.WriteMessages did not write: those its kafka.WriteErrors
+// name, or all of pending when the error does not say.
+func Unacknowledged(pending []kafka.Message, err error) []kafka.Message {
+	var werrs kafka.WriteErrors
+	if !errors.As(err, &werrs) || len(werrs) != len(pending) {
+		return pending
+	}
+	failed := make([]kafka.Message, 0, werrs.Count())
+	for i, e := range werrs {
+		if e != nil {
+			failed = append(failed, pending[i])
+		}
+	}
+	return failed
 }
 
 func isTimeout(err error) bool {

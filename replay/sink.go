@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/anonproxy/anonproxy/proxy"
 )
 
 // Producer writes records to Kafka and returns once they are acknowledged
@@ -116,16 +117,7 @@ func produce(ctx context.Context, p Producer, msgs []kafka.Message, log *slog.Lo
 		if attempt >= maxWriteAttempts || (ctx.Err() != nil && attempt >= 3) {
 			return fmt.Errorf("replay: produce %d records: not acknowledged after %d attempts: %w", len(pending), attempt, err)
 		}
-		var werrs kafka.WriteErrors
-		if errors.As(err, &werrs) && len(werrs) == len(pending) {
-			failed := make([]kafka.Message, 0, werrs.Count())
-			for i, e := range werrs {
-				if e != nil {
-					failed = append(failed, pending[i])
-				}
-			}
-			pending = failed
-		}
+		pending = proxy.Unacknowledged(pending, err)
 		log.Warn("produce not acknowledged; retrying, the checkpoint does not move meanwhile", "records", len(pending), "attempt", attempt, "error", err.Error())
 		time.Sleep(wait)
 		wait = min(2*wait, 5*time.Second)
