@@ -33,6 +33,7 @@ const (
 	ReasonUnknownCategory = "unknown_category"
 	ReasonDuplicateID     = "duplicate_id"
 	ReasonUnknownTopic    = "unknown_topic"
+	ReasonIDTooLong       = "id_too_long"
 )
 
 // Decider is the consent side of a decision: the one code path that the
@@ -202,7 +203,7 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	// The key (and allow-listed headers) travel with the output too: a huge
 	// key under a small value would make a record the producer refuses,
 	// retried forever, stalling the partition.
-	if len(m.Value) > p.maxEventBytes || len(m.Value)+carriedBytes(m, s) > p.maxEventBytes {
+	if len(m.Value) > p.maxEventBytes || len(m.Value)+carriedBytes(m, s) > p.maxRecordBytes {
 		return p.quarantine(b, i, m, src, s, ReasonTooLarge, "event exceeds max_event_bytes"), ReasonTooLarge, nil
 	}
 	// Before anything recursive reads the event: gjson's validator recurses
@@ -233,6 +234,12 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	user, ok := idAt(doc, s.userPath)
 	if !ok {
 		return p.quarantine(b, i, m, src, s, ReasonMissingUser, "no user id at "+s.userPath), ReasonMissingUser, nil
+	}
+	// No consent record can exist for ids this long (consent.MaxKeyLen), and
+	// the audit record of a denial, which carries the subject key twice,
+	// could outgrow what the producer accepts.
+	if len(tenant)+len(user) > consent.MaxKeyLen {
+		return p.quarantine(b, i, m, src, s, ReasonIDTooLong, "tenant and user id longer than a consent key"), ReasonIDTooLong, nil
 	}
 	// A repeated id key would let one parser see one subject and another a
 	// different one: quarantine rather than guess which one consent covers.

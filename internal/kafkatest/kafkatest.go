@@ -113,7 +113,31 @@ func CreateCompactedTopic(t testing.TB, addr, topic string, partitions int) {
 }
 
 // Offsets returns each partition's first and end (high watermark) offsets.
+// A freshly created or just restarted broker briefly answers "not leader"
+// and the like: it retries those until ctx ends.
 func Offsets(ctx context.Context, addr, topic string) (first, end map[int]int64, err error) {
+	for {
+		first, end, err = offsetsOnce(ctx, addr, topic)
+		if err == nil || ctx.Err() != nil || !retriable(err) {
+			return first, end, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func retriable(err error) bool {
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		return kerr.Temporary()
+	}
+	return false
+}
+
+func offsetsOnce(ctx context.Context, addr, topic string) (first, end map[int]int64, err error) {
 	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
