@@ -27,6 +27,9 @@ func newChurner(brokers []string, topic string, seed uint64, subjects []Subject,
 			Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
 			RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1000,
 			WriteTimeout: 10 * time.Second,
+			// Ride out a broker restart (about a minute of retries): the
+			// crash test restarts the broker mid-run.
+			MaxAttempts: outageAttempts, WriteBackoffMax: time.Second,
 		},
 		log: log, subjects: subjects,
 		rng: rand.New(rand.NewPCG(seed, 0xc0425e47)),

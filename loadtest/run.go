@@ -352,28 +352,64 @@ func fillReport(rep *Report, v *Verdict, clog *ConsentLog, cfg Config) {
 }
 
 // readPartition feeds every record of one partition from offset on until
-// ctx is done.
+// ctx is done. It rides out broker outages (a restart mid-run) by reopening
+// the partition after the last record it fed, and gives up only when the
+// partition has been unreadable for maxReadOutage.
 func readPartition(ctx context.Context, brokers []string, topic string, partition int, offset int64, kind, stream int, feed chan<- feedItem) error {
+	var failingSince time.Time
+	for {
+		next, err := readPartitionOnce(ctx, brokers, topic, partition, offset, kind, stream, feed)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if next > offset {
+			offset, failingSince = next, time.Time{}
+		}
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		} else if time.Since(failingSince) > maxReadOutage {
+			return fmt.Errorf("loadtest: read %s/%d: unreadable for %s: %w", topic, partition, maxReadOutage, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Broker outages the load test rides out: writes retry for about a minute
+// (kafka-go backs off up to WriteBackoffMax between attempts), reads for
+// maxReadOutage.
+const (
+	outageAttempts = 60
+	maxReadOutage  = 2 * time.Minute
+)
+
+// readPartitionOnce feeds records from offset until ctx is done (nil) or the
+// reader fails; it returns the offset after the last record fed.
+func readPartitionOnce(ctx context.Context, brokers []string, topic string, partition int, offset int64, kind, stream int, feed chan<- feedItem) (int64, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: brokers, Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond, QueueCapacity: 1000,
 	})
 	defer r.Close()
 	if err := r.SetOffset(offset); err != nil {
-		return fmt.Errorf("loadtest: read %s/%d: %w", topic, partition, err)
+		return offset, err
 	}
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return offset, nil
 			}
-			return fmt.Errorf("loadtest: read %s/%d: %w", topic, partition, err)
+			return offset, err
 		}
 		select {
 		case feed <- feedItem{kind: kind, stream: stream, msg: m}:
+			offset = m.Offset + 1
 		case <-ctx.Done():
-			return nil
+			return offset, nil
 		}
 	}
 }
@@ -385,6 +421,7 @@ func produce(ctx context.Context, cfg Config, gen *Generator, generated *atomic.
 		Addr: kafka.TCP(cfg.Brokers...), Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchSize: 1000, BatchBytes: 16 << 20,
 		BatchTimeout: 2 * time.Millisecond, WriteTimeout: 30 * time.Second,
+		MaxAttempts: outageAttempts, WriteBackoffMax: time.Second, // ride out a broker restart
 	}
 	defer w.Close()
 	batches := make(chan []kafka.Message, 2)

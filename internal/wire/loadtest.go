@@ -105,6 +105,12 @@ func SubprocessStage(bin, cfgPath string, brokers []string, logs io.Writer) load
 		}
 		var stopped error
 		return func() error {
+			// A stop right after ctx is cancelled (the load test's kill, the
+			// crash test's reaping) must not race the SIGKILL with a SIGTERM:
+			// the process would start its graceful drain first.
+			if ctx.Err() != nil {
+				<-killed
+			}
 			select {
 			case <-killed:
 				<-done
