@@ -61,6 +61,7 @@ type Engine struct {
 	trees   [3]*pathNode
 	tokens  [numDetectors][]byte
 	tokEsc  [numDetectors][]byte // JSON-escaped tokens
+	tokUTF8 bool                 // every token is valid UTF-8
 	keys    *Keyring
 	regions []string
 	maxFile int
@@ -86,7 +87,7 @@ func Compile(cfg StreamConfig, opts Options, keys *Keyring) (*Engine, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	e := &Engine{keys: keys, regions: opts.phoneRegions(), maxFile: opts.maxFileBytes()}
+	e := &Engine{keys: keys, regions: opts.phoneRegions(), maxFile: opts.maxFileBytes(), tokUTF8: true}
 	for d := range numDetectors {
 		tok := defaultTokens[d]
 		if t, ok := opts.Tokens[detectorNames[d]]; ok {
@@ -94,6 +95,7 @@ func Compile(cfg StreamConfig, opts Options, keys *Keyring) (*Engine, error) {
 		}
 		e.tokens[d] = []byte(tok)
 		e.tokEsc[d] = appendEscapedString(nil, tok)
+		e.tokUTF8 = e.tokUTF8 && utf8.ValidString(tok)
 	}
 	compile := func(rs []Rule) []crule {
 		var out []crule
@@ -147,6 +149,7 @@ func Compile(cfg StreamConfig, opts Options, keys *Keyring) (*Engine, error) {
 		w := &work{e: e, sum: make([]byte, 0, 32)}
 		if e.keys != nil {
 			w.hm = e.keys.newHash()
+			w.ps = newPSCache()
 		}
 		w.sc.e = e
 		return w
@@ -183,8 +186,13 @@ type work struct {
 	idbuf  []byte
 	hm     hash.Hash
 	sum    []byte
+	ps     *psCache // nil if the Engine has no keys
 	f      fileScratch
 	depth  int
+	// root holds the root object's members when indexed is set (see
+	// validIndexJSON); the walk then skips nothing at the root.
+	root    []member
+	indexed bool
 }
 
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
@@ -201,10 +209,15 @@ func (e *Engine) AppendRedacted(dst, src []byte, level Level, st *Stats) ([]byte
 	if level != LevelAllow && level != LevelAnonymized {
 		return dst, newError(ReasonInternal, -1, fmt.Errorf("invalid level %d", level))
 	}
-	if !validJSON(unsafeString(src)) {
+	s := unsafeString(src)
+	w := e.pool.Get().(*work)
+	// One pass validates and indexes the root object's members.
+	if !validIndexJSON(s, &w.root) {
+		e.pool.Put(w)
 		return dst, newError(ReasonInvalidJSON, -1, nil)
 	}
-	return e.AppendRedactedValid(dst, src, level, st)
+	w.indexed = true
+	return e.redact(w, dst, s, level, st)
 }
 
 // Valid reports whether src is one JSON value surrounded by optional
@@ -221,8 +234,13 @@ func (e *Engine) AppendRedactedValid(dst, src []byte, level Level, st *Stats) ([
 	if level != LevelAllow && level != LevelAnonymized {
 		return dst, newError(ReasonInternal, -1, fmt.Errorf("invalid level %d", level))
 	}
-	s := unsafeString(src)
 	w := e.pool.Get().(*work)
+	w.indexed = false
+	return e.redact(w, dst, unsafeString(src), level, st)
+}
+
+// redact runs w on s and puts w back in the pool.
+func (e *Engine) redact(w *work, dst []byte, s string, level Level, st *Stats) ([]byte, error) {
 	out, err := w.run(dst, s, e.rules[level], e.trees[level], st)
 	w.release()
 	e.pool.Put(w)
@@ -240,6 +258,9 @@ func (w *work) release() {
 	}
 	if cap(w.out) > keep {
 		w.out = nil
+	}
+	if cap(w.root) > keep/16 {
+		w.root = nil
 	}
 	w.f.release(keep)
 }
@@ -332,7 +353,13 @@ func buildPathTree(rules []crule) *pathNode {
 // returns the one the rule-by-rule walk finds first.
 func (w *work) walkRules(s string, i int, rules []crule, tree *pathNode) error {
 	w.depth = 0
-	if err := w.walkTree(s, i, -1, rules, tree, -1); err != nil {
+	var err error
+	if w.indexed && len(tree.ends) == 0 && i < len(s) && s[i] == '{' {
+		err = w.walkRoot(s, rules, tree)
+	} else {
+		err = w.walkTree(s, i, -1, rules, tree, -1)
+	}
+	if err != nil {
 		w.edits = w.edits[:0]
 		for k := range rules {
 			w.depth = 0
@@ -413,6 +440,30 @@ func (w *work) walkTree(s string, i, ve int, rules []crule, n *pathNode, mstart 
 			j = skipWS(s, ve)
 			if j < len(s) && s[j] == ',' {
 				j = skipWS(s, j+1)
+			}
+		}
+	}
+	return nil
+}
+
+// walkRoot is walkTree for the root object, over the members recorded
+// by validIndexJSON instead of the bytes.
+func (w *work) walkRoot(s string, rules []crule, n *pathNode) error {
+	if len(n.keys) == 0 {
+		return nil
+	}
+	for _, m := range w.root {
+		key := s[m.key+1 : m.keyEnd-1]
+		if strings.IndexByte(key, '\\') >= 0 {
+			w.keybuf = appendUnescaped(w.keybuf[:0], key)
+			key = unsafeString(w.keybuf)
+		}
+		for c := range n.keys {
+			if n.keys[c].key == key {
+				if err := w.walkTree(s, int(m.val), int(m.valEnd), rules, n.keys[c].node, int(m.key)); err != nil {
+					return err
+				}
+				break // keys in a node are distinct
 			}
 		}
 	}
@@ -668,7 +719,11 @@ func (w *work) stringText(raw string) []byte {
 func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, st *Stats) []byte {
 	content := raw[1 : len(raw)-1]
 	escaped := strings.IndexByte(content, '\\') >= 0
-	t := w.stringText(raw)
+	t := unsafeBytes(content)
+	if escaped {
+		w.un = appendUnescaped(w.un[:0], content)
+		t = w.un
+	}
 	ms := w.sc.ms[:0]
 	if mask != 0 {
 		w.sc.ms = ms
@@ -683,10 +738,17 @@ func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, st *Stats)
 	if len(ms) > 0 {
 		st.act(actScan)
 	}
-	if !escaped && !trunc {
-		// The content is its own JSON encoding: copy it around the matches.
+	if !trunc && (!escaped || w.e.tokUTF8) {
+		// Without escapes the content is its own JSON encoding: copy it
+		// around the matches. With escapes, escaping the pieces between
+		// the matches is escaping the whole, as every replacement is
+		// valid UTF-8 (UTF-8 is self-synchronizing).
 		dst = append(dst, '"')
-		dst = w.appendReplaced(dst, t, ms, true, st)
+		if escaped {
+			dst = w.appendReplacedEscaped(dst, t, ms, st)
+		} else {
+			dst = w.appendReplaced(dst, t, ms, true, st)
+		}
 		return append(dst, '"')
 	}
 	w.out = w.appendReplaced(w.out[:0], t, ms, false, st)
@@ -707,6 +769,25 @@ func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, st *Stats)
 	return append(dst, '"')
 }
 
+// appendReplacedEscaped is appendEscaped of the output of appendReplaced
+// (esc false) in one pass; every token must be valid UTF-8.
+func (w *work) appendReplacedEscaped(dst, t []byte, ms []match, st *Stats) []byte {
+	prev := 0
+	for _, m := range ms {
+		dst = appendEscaped(dst, t[prev:m.start])
+		st.det(m.det)
+		if m.det == detMention {
+			dst = append(dst, '<', '@')
+			dst = w.appendPseudonym(dst, t[m.start+2:m.aux])
+			dst = append(dst, '>')
+		} else {
+			dst = append(dst, w.e.tokEsc[m.det]...)
+		}
+		prev = int(m.end)
+	}
+	return appendEscaped(dst, t[prev:])
+}
+
 // appendReplaced appends t with every match replaced. If esc, t is JSON
 // string content already and replacements are written JSON-escaped;
 // otherwise everything is written as plain text.
@@ -717,7 +798,7 @@ func (w *work) appendReplaced(dst, t []byte, ms []match, esc bool, st *Stats) []
 		st.det(m.det)
 		if m.det == detMention {
 			dst = append(dst, '<', '@')
-			dst = appendPseudonym(dst, w.hm, w.sum, w.e.keys.current, t[m.start+2:m.aux])
+			dst = w.appendPseudonym(dst, t[m.start+2:m.aux])
 			dst = append(dst, '>')
 		} else if esc {
 			dst = append(dst, w.e.tokEsc[m.det]...)
@@ -775,7 +856,7 @@ func (w *work) pseudonymize(dst []byte, raw string, st *Stats) []byte {
 	st.act(actPseudonymize)
 	t = w.normalizeID(t)
 	dst = append(dst, '"')
-	dst = appendPseudonym(dst, w.hm, w.sum, w.e.keys.current, t)
+	dst = w.appendPseudonym(dst, t)
 	return append(dst, '"')
 }
 

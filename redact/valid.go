@@ -196,3 +196,65 @@ func validNumber(s string, i int) (int, bool) {
 	}
 	return i, true
 }
+
+// member is one member of the root object, as offsets into the document:
+// the key's opening quote, the end of the key (after its closing quote),
+// and the value [val, valEnd).
+type member struct {
+	key, keyEnd, val, valEnd int32
+}
+
+// validIndexJSON is validJSON that also records the members of a root
+// object in *root (reset first), so that the walk over the root needs no
+// second pass over the values it skips (the long text, containers no rule
+// looks into). The result is exactly validJSON's; *root is meaningful
+// only if s is valid and its root is an object.
+func validIndexJSON(s string, root *[]member) bool {
+	*root = (*root)[:0]
+	i := skipWS(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return validJSON(s)
+	}
+	i, ok := validObjectIndex(s, i+1, root)
+	return ok && skipWS(s, i) == len(s)
+}
+
+// validObjectIndex is validObject, recording the members.
+func validObjectIndex(s string, i int, root *[]member) (int, bool) {
+	i = skipWS(s, i)
+	if i < len(s) && s[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(s) || s[i] != '"' {
+			return i, false
+		}
+		k := i
+		var ok bool
+		if i, ok = validString(s, i+1); !ok {
+			return i, false
+		}
+		ke := i
+		i = skipWS(s, i)
+		if i >= len(s) || s[i] != ':' {
+			return i, false
+		}
+		v := skipWS(s, i+1)
+		if i, ok = validValue(s, v); !ok {
+			return i, false
+		}
+		*root = append(*root, member{key: int32(k), keyEnd: int32(ke), val: int32(v), valEnd: int32(i)})
+		i = skipWS(s, i)
+		if i >= len(s) {
+			return i, false
+		}
+		switch s[i] {
+		case '}':
+			return i + 1, true
+		case ',':
+			i = skipWS(s, i+1)
+		default:
+			return i, false
+		}
+	}
+}
