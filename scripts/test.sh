@@ -44,6 +44,9 @@ step "go test -race (integration tests against Apache Kafka $(cat .cache/kafka/r
 # Tests named *BrokerRestart* restart the shared broker: they run alone, after the rest.
 go test -race -count=1 -timeout 20m -skip 'BrokerRestart' "$@" ./...
 
+step "allocation tests, without the race detector (it drops sync.Pool items at random)"
+go test -count=1 -run 'Alloc' ./...
+
 step "tests that restart the broker, one at a time"
 go test -race -count=1 -timeout 10m -p 1 -run 'BrokerRestart' ./...
 
