@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -117,6 +118,9 @@ func SubprocessStage(bin, cfgPath string, brokers []string, logs io.Writer) load
 				return errors.New("killed")
 			default:
 			}
+			if kb := peakRSSKiB(cmd.Process.Pid); kb > 0 {
+				fmt.Fprintf(logs, "anonproxy run (instance %d, pid %d): peak RSS %d MiB\n", inst.Index, cmd.Process.Pid, kb>>10)
+			}
 			cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case stopped = <-done:
@@ -144,4 +148,19 @@ func waitReady(ctx context.Context, ready func() bool, done chan error) error {
 		}
 	}
 	return nil
+}
+
+// peakRSSKiB is a process's peak resident set (VmHWM) in KiB, or 0.
+func peakRSSKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb
+		}
+	}
+	return 0
 }
