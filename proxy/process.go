@@ -75,9 +75,7 @@ type stream struct {
 	userPath   string
 	tenantTop  string // first path segment, checked for duplicates
 	userTop    string
-	// The same, quoted as JSON keys, for the cheap pre-check.
-	tenantQuoted, userQuoted []byte
-	allow                    map[string]bool
+	allow      map[string]bool
 }
 
 // NewProcessor compiles every stream's redaction rules.
@@ -95,10 +93,6 @@ func NewProcessor(cfg *Config, streams []StreamConfig, opts redact.Options, keys
 		}
 		s := &stream{cfg: sc, engine: eng, tenantPath: sc.TenantPath, userPath: sc.UserPath,
 			tenantTop: topKey(sc.TenantPath), userTop: topKey(sc.UserPath), allow: map[string]bool{}}
-		if s.tenantTop != "" {
-			s.tenantQuoted = []byte(`"` + s.tenantTop + `"`)
-		}
-		s.userQuoted = []byte(`"` + s.userTop + `"`)
 		for _, h := range sc.HeadersAllow {
 			s.allow[h] = true
 		}
@@ -243,7 +237,7 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	}
 	// A repeated id key would let one parser see one subject and another a
 	// different one: quarantine rather than guess which one consent covers.
-	if s.mayRepeat(m.Value) && duplicated(m.Value, s.tenantTop, s.userTop) {
+	if duplicated(m.Value, s.tenantTop, s.userTop) {
 		return p.quarantine(b, i, m, src, s, ReasonDuplicateID, "tenant or user id key given twice"), ReasonDuplicateID, nil
 	}
 	category := s.cfg.Category
@@ -321,17 +315,6 @@ func idAt(doc, path string) (string, bool) {
 	}
 	return "", false
 }
-
-// mayRepeat is the cheap pre-check for duplicated: an id key can occur twice
-// only if its quoted name occurs twice in the raw bytes, or if the document
-// has \u escapes (which could spell a key another way).
-func (s *stream) mayRepeat(doc []byte) bool {
-	return bytes.Contains(doc, backslashU) ||
-		(s.tenantQuoted != nil && bytes.Count(doc, s.tenantQuoted) > 1) ||
-		bytes.Count(doc, s.userQuoted) > 1
-}
-
-var backslashU = []byte(`\u`)
 
 // tooDeep reports whether doc nests objects and arrays more than max
 // levels deep, looking only at brackets outside strings; doc need not be
