@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net"
 	"sort"
 	"strings"
@@ -807,7 +806,7 @@ func (t *Table) Explain(tenant, user, category string) (Explanation, error) {
 
 func (t *Table) current(key []byte) Current {
 	var f found
-	t.lookup(key, maphash.Bytes(t.seed, key), &f)
+	t.lookupKey(bytesView(key), &f)
 	if !f.ok {
 		return Current{}
 	}

@@ -70,6 +70,34 @@ func BenchmarkDecide(b *testing.B) {
 		})
 		reportLookups(b, start, cpu0)
 	})
+	// Baseline for table-10k: the same work with a Go map[string] of the
+	// same keys, both keys built per Decide as a map needs them.
+	b.Run("baseline-map-10k/parallel", func(b *testing.B) {
+		m := make(map[string]Level, 10_000)
+		for i := 0; i < 10_000; i++ {
+			m[UserKey(fmt.Sprintf("T%06d", i%500), fmt.Sprintf("U%09d", i))] = Level(i % 3)
+		}
+		for i := 0; i < 500; i += 10 {
+			m[TenantKey(fmt.Sprintf("T%06d", i))] = Level(i % 3)
+		}
+		b.ReportAllocs()
+		start, cpu0 := time.Now(), cpuTime()
+		var seed atomicCounter
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(seed.add(7919))
+			var buf [256]byte
+			var l Level
+			for pb.Next() {
+				id := &smallIDs[i&(len(smallIDs)-1)]
+				tk := appendTenantKey(buf[:0], id[0])
+				l += m[string(tk)]
+				l += m[string(appendUserKey(buf[len(tk):len(tk)], id[0], id[1]))]
+				i++
+			}
+			_ = l
+		})
+		reportLookups(b, start, cpu0)
+	})
 	tb, ids := benchTable(b, 1_000_000)
 	cats := []string{"chat", "files", "telemetry"}
 	for _, ws := range []struct {

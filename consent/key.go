@@ -1,9 +1,12 @@
 package consent
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
+	"unsafe"
 )
 
 // SubjectKind says whether a consent record is about a tenant or a user.
@@ -92,6 +95,24 @@ var unreservedTab = func() (t [256]bool) {
 }()
 
 func unreserved(c byte) bool { return unreservedTab[c] }
+
+// plainID reports whether id consists of unreserved characters only, so
+// that it is its own percent-encoding.
+func plainID(id string) bool {
+	// Four bytes per branch: ids are short, their branches the cost.
+	t := (*[256]uint8)(unsafe.Pointer(&unreservedTab))
+	for ; len(id) >= 4; id = id[4:] {
+		if t[id[0]]&t[id[1]]&t[id[2]]&t[id[3]] == 0 {
+			return false
+		}
+	}
+	for i := 0; i < len(id); i++ {
+		if t[id[i]] == 0 {
+			return false
+		}
+	}
+	return true
+}
 
 func appendEscaped(dst []byte, s string) []byte {
 	i := 0
@@ -249,4 +270,83 @@ func truncateForLog(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// Key hashing. The table hashes a key by its encoded ids rather than by its
+// bytes, so that Decide can hash an event's ids in place, without building
+// the key, and hash the tenant id once for both of its lookups:
+//
+//	hash("t:<T>")     = hashID(seed, T)
+//	hash("u:<T>:<U>") = hashID(hashID(seed, T), U)
+//
+// hashID is wyhash (as in the Go runtime's fallback hash): one 64×64→128-bit
+// multiply per 16 bytes, good in both the low bits (the index slot) and the
+// high bits (the slot's tag). The seed is random per table.
+const (
+	hashK1 = 0xa0761d6478bd642f
+	hashK2 = 0xe7037ed1a0b428db
+	hashK3 = 0x8ebc6af09c88c6e3
+	hashK4 = 0x589965cc75374cc3
+)
+
+func hashMix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+func hashID(seed uint64, id string) uint64 {
+	n := len(id)
+	p := unsafe.Pointer(unsafe.StringData(id))
+	seed ^= hashK1
+	var a, b uint64
+	switch {
+	case n == 0:
+	case n < 4:
+		a = uint64(id[0])<<16 | uint64(id[n>>1])<<8 | uint64(id[n-1])
+	case n <= 8:
+		a = read4(p, 0)
+		b = read4(p, uintptr(n-4))
+	case n <= 16:
+		a = read8(p, 0)
+		b = read8(p, uintptr(n-8))
+	default:
+		l := uintptr(n)
+		for ; l > 16; l -= 16 {
+			seed = hashMix(read8(p, 0)^hashK2, read8(p, 8)^seed)
+			p = unsafe.Add(p, 16)
+		}
+		// The last 16 bytes of id, overlapping the ones already mixed.
+		a = read8(p, l-16)
+		b = read8(p, l-8)
+	}
+	return hashMix(hashK4^uint64(n), hashMix(a^hashK2, b^seed^hashK3))
+}
+
+// read4 and read8 read little-endian words at p+off, which the caller
+// guarantees to lie within one string.
+func read4(p unsafe.Pointer, off uintptr) uint64 {
+	return uint64(binary.LittleEndian.Uint32(unsafe.Slice((*byte)(unsafe.Add(p, off)), 4)))
+}
+
+func read8(p unsafe.Pointer, off uintptr) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(p, off)), 8))
+}
+
+// keyIDs splits a canonical key into its kind byte ('t' or 'u') and its
+// encoded ids. ok is false if key is not of either form.
+func keyIDs(key string) (kind byte, tenant, user string, ok bool) {
+	if len(key) < 2 || key[1] != ':' {
+		return 0, "", "", false
+	}
+	switch key[0] {
+	case 't':
+		return 't', key[2:], "", true
+	case 'u':
+		i := strings.IndexByte(key[2:], ':')
+		if i < 0 {
+			return 0, "", "", false
+		}
+		return 'u', key[2 : 2+i], key[3+i:], true
+	}
+	return 0, "", "", false
 }

@@ -36,6 +36,7 @@ type Table struct {
 	catIdx   map[string]int
 	catDefs  []Level // configured default per known category
 	seed     maphash.Seed
+	hseed    uint64 // seed of the index hash (see hashID), derived from seed
 
 	ready atomic.Bool
 	idx   atomic.Pointer[index]
@@ -78,9 +79,19 @@ type arena struct {
 	chunks [][]uint64
 }
 
-func (a *arena) word(ref uint32, i uint32) *atomic.Uint64 {
-	return (*atomic.Uint64)(unsafe.Pointer(&a.chunks[ref>>20][ref&(1<<20-1)+i]))
+// record is the header of a record in the arena; its key bytes follow.
+type record struct {
+	state, offset, part atomic.Uint64 // words 0 to 2, see arena
 }
+
+// record returns the record at ref, which the arena must hold.
+func (a *arena) record(ref uint32) *record {
+	c := a.chunks[ref>>20]
+	return (*record)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(c)), uintptr(ref&(1<<20-1))*8))
+}
+
+// keyData returns a pointer to r's key bytes.
+func (r *record) keyData() unsafe.Pointer { return unsafe.Add(unsafe.Pointer(r), recordHeader*8) }
 
 // key returns the record's key bytes, immutable once published.
 func (a *arena) key(ref uint32) []byte {
@@ -92,10 +103,18 @@ func (a *arena) key(ref uint32) []byte {
 
 // index is an open-addressing hash index of records, linear probing. A slot
 // is hash>>32 << 32 | (record ref + 1); 0 is empty. Slots are only ever
-// filled, never cleared, so a probe ends at the first empty slot.
+// filled, never cleared, so a probe ends at the first empty slot. The hash
+// is that of the key's ids (see hashID), and the tag in the slot's high
+// half rejects almost every other key without touching its record; keys
+// are always compared in full.
 type index struct {
 	slots []atomic.Uint64
 	mask  uint64
+}
+
+// slot returns slot i&ix.mask, without a bounds check.
+func (ix *index) slot(i uint64) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(ix.slots)), (i&ix.mask)*8))
 }
 
 // levelVec is an interned level vector: a record's default plus its
@@ -123,6 +142,7 @@ func (v *levelVec) level(catIdx int, category string) Level {
 // lookups are a little faster. Any other category still works.
 func NewTable(policy PolicyConfig, categories ...string) *Table {
 	t := &Table{policy: PolicyConfig{Default: policy.Default, Defaults: make(map[string]Level, len(policy.Defaults))}, seed: maphash.MakeSeed()}
+	t.hseed = maphash.String(t.seed, "consent index")
 	seen := map[string]bool{}
 	for k, v := range policy.Defaults {
 		t.policy.Defaults[k] = v
@@ -201,49 +221,68 @@ func (t *Table) Stats() TableStats {
 // ErrNotReady before the table is ready.
 //
 // Decide is safe for concurrent use, takes no lock and does not allocate
-// (ids whose encoded keys exceed 192 bytes together cost one allocation). The
-// strings are not retained, so they may be zero-copy views of event bytes.
+// (ids that need escaping and whose encodings exceed 192 bytes together cost
+// one allocation). The strings are not retained, so they may be zero-copy
+// views of event bytes.
 func (t *Table) Decide(tenant, user, category string) (Decision, error) {
 	if !t.ready.Load() {
 		return Decision{}, ErrNotReady
 	}
-	return t.decide(tenant, user, category), nil
+	// compose is called here rather than through decide: each copy of a
+	// returned Decision costs a store-forwarding stall (it is assembled
+	// from narrow stores and copied with wide loads), about 5 ns.
+	var tr, ur found
+	ci, def := t.find2(tenant, user, category, &tr, &ur)
+	return compose(&tr, &ur, ci, category, def), nil
 }
 
+// decide is Decide without the readiness check.
 func (t *Table) decide(tenant, user, category string) Decision {
-	ci := t.categoryIndex(category)
-	// Both keys in one buffer: "t:<T>" then "u:<T>:<U>", escaping T once.
-	var buf [192]byte
-	b := appendTenantKey(buf[:0], tenant)
-	nt := len(b)
-	var tk, uk []byte
-	var th, uh uint64
-	if tenant != "" {
-		tk = b[:nt:nt]
-		th = maphash.Bytes(t.seed, tk)
-	}
-	if user != "" {
-		b = append(b, 'u', ':')
-		b = append(b, b[2:nt]...)
-		b = append(b, ':')
-		b = appendEscaped(b, user)
-		uk = b[nt:]
-		uh = maphash.Bytes(t.seed, uk)
-	}
 	var tr, ur found
-	if tk != nil {
-		t.lookup(tk, th, &tr)
-	}
-	if uk != nil {
-		t.lookup(uk, uh, &ur)
-	}
-	def := t.policy.Default
-	if ci >= 0 {
-		def = t.catDefs[ci]
-	} else if l, ok := t.policy.Defaults[category]; ok {
-		def = l
-	}
+	ci, def := t.find2(tenant, user, category, &tr, &ur)
 	return compose(&tr, &ur, ci, category, def)
+}
+
+// find2 fills tr and ur with the records of tenant and user and returns the
+// category's index and configured default, the arguments of compose. It
+// never builds the keys: it hashes and compares them id by id (see hashID),
+// on the ids themselves in the common case that they need no escaping.
+func (t *Table) find2(tenant, user, category string, tr, ur *found) (catIdx int, def Level) {
+	if !plainID(tenant) || !plainID(user) {
+		// Declared here so that only this rare path zeroes it.
+		var buf [192]byte
+		b := appendEscaped(buf[:0], tenant)
+		nt := len(b)
+		b = appendEscaped(b, user)
+		tenant, user = bytesView(b[:nt]), bytesView(b[nt:])
+	}
+	th := hashID(t.hseed, tenant)
+	uh := hashID(th, user)
+	// Load both home slots before using either, so that their cache
+	// misses overlap.
+	ix := t.idx.Load()
+	ts := ix.slot(th).Load()
+	us := ix.slot(uh).Load()
+	// The user first: most events' users have a record, whose cache miss
+	// then overlaps the tenant's probe.
+	if user != "" {
+		if r := t.probe(ix, uh, us, 'u', tenant, user); r != nil {
+			t.read(r, ur)
+		}
+	}
+	if tenant != "" {
+		if r := t.probe(ix, th, ts, 't', tenant, ""); r != nil {
+			t.read(r, tr)
+		}
+	}
+	ci := t.categoryIndex(category)
+	if ci >= 0 {
+		return ci, t.catDefs[ci]
+	}
+	if l, ok := t.policy.Defaults[category]; ok {
+		return ci, l
+	}
+	return ci, t.policy.Default
 }
 
 func (t *Table) categoryIndex(category string) int {
@@ -261,45 +300,81 @@ func (t *Table) categoryIndex(category string) int {
 	return -1
 }
 
-// find returns the record ref of key, or false. Safe for concurrent use.
-func (t *Table) find(key []byte, h uint64) (uint32, *arena, bool) {
+// keyHash returns the index hash of a canonical key (see hashID).
+func (t *Table) keyHash(key string) uint64 {
+	kind, tenant, user, _ := keyIDs(key)
+	h := hashID(t.hseed, tenant)
+	if kind == 'u' {
+		h = hashID(h, user)
+	}
+	return h
+}
+
+// probe returns the record of the key kind:tenant (kind 't') or
+// kind:tenant:user (kind 'u') with hash h in ix, or nil. The ids are
+// encoded. s is the content of h's home slot, loaded from ix by the caller.
+// Safe for concurrent use.
+func (t *Table) probe(ix *index, h, s uint64, kind byte, tenant, user string) *record {
+	n := 2 + len(tenant)
+	if kind == 'u' {
+		n += 1 + len(user)
+	}
 	tag := h >> 32
-	ix := t.idx.Load()
 	var a *arena
-	for i := h & ix.mask; ; i = (i + 1) & ix.mask {
-		s := ix.slots[i].Load()
+	for i := h; ; {
 		if s == 0 {
-			return 0, nil, false
+			return nil
 		}
-		if s>>32 != tag {
-			continue
+		if s>>32 == tag {
+			if a == nil {
+				// Loaded after the slot: the arena that published this
+				// record is at least as new as the slot.
+				a = t.arena.Load()
+			}
+			r := a.record(uint32(s) - 1)
+			if r.keyIs(n, kind, tenant, user) {
+				return r
+			}
 		}
-		if a == nil {
-			// Loaded after the slot: the arena that published this record
-			// is at least as new as the slot.
-			a = t.arena.Load()
-		}
-		ref := uint32(s) - 1
-		if string(a.key(ref)) == string(key) {
-			return ref, a, true
-		}
+		i++
+		s = ix.slot(i).Load()
 	}
 }
 
-// lookup fills f with key's current record, if any.
-func (t *Table) lookup(key []byte, h uint64, f *found) {
-	ref, a, ok := t.find(key, h)
-	if !ok {
-		return
+// keyIs reports whether r's key is kind:tenant[:user], n bytes long.
+func (r *record) keyIs(n int, kind byte, tenant, user string) bool {
+	if int(r.part.Load()>>32) != n {
+		return false
 	}
-	state, offw, partw := a.word(ref, 0), a.word(ref, 1), a.word(ref, 2)
+	k := r.keyData()
+	if *(*byte)(k) != kind || !equalAt(unsafe.Add(k, 2), tenant) {
+		return false
+	}
+	return kind == 't' || *(*byte)(unsafe.Add(k, 2+len(tenant))) == ':' && equalAt(unsafe.Add(k, 3+len(tenant)), user)
+}
+
+// equalAt reports whether the len(s) bytes at p equal s, comparing short
+// strings (most ids) in place.
+func equalAt(p unsafe.Pointer, s string) bool {
+	q := unsafe.Pointer(unsafe.StringData(s))
+	switch n := uintptr(len(s)); {
+	case n >= 8 && n <= 16:
+		return read8(p, 0) == read8(q, 0) && read8(p, n-8) == read8(q, n-8)
+	case n >= 4 && n < 8:
+		return read4(p, 0) == read4(q, 0) && read4(p, n-4) == read4(q, n-4)
+	}
+	return unsafe.String((*byte)(p), len(s)) == s
+}
+
+// read fills f with r's current record, if it has one.
+func (t *Table) read(r *record, f *found) {
 	var s1, part uint64
 	for spins := 0; ; spins++ {
-		s1 = state.Load()
+		s1 = r.state.Load()
 		if s1&1 == 0 {
-			f.offset = int64(offw.Load())
-			part = partw.Load()
-			if state.Load() == s1 {
+			f.offset = int64(r.offset.Load())
+			part = r.part.Load()
+			if r.state.Load() == s1 {
 				break
 			}
 		}
@@ -314,9 +389,25 @@ func (t *Table) lookup(key []byte, h uint64, f *found) {
 	// Loaded after the state: the vector list that published vec has it.
 	f.vec = (*t.vecs.Load())[vec]
 	f.partition = int32(uint32(part))
-	kb := a.key(ref)
-	f.key = unsafe.String(unsafe.SliceData(kb), len(kb))
+	f.key = unsafe.String((*byte)(r.keyData()), int(part>>32))
 	f.ok = true
+}
+
+// find returns the record of a canonical key with hash h, or nil.
+func (t *Table) find(key string, h uint64) *record {
+	kind, tenant, user, ok := keyIDs(key)
+	if !ok {
+		return nil
+	}
+	ix := t.idx.Load()
+	return t.probe(ix, h, ix.slot(h).Load(), kind, tenant, user)
+}
+
+// lookupKey fills f with the current record of a canonical key, if any.
+func (t *Table) lookupKey(key string, f *found) {
+	if r := t.find(key, t.keyHash(key)); r != nil {
+		t.read(r, f)
+	}
 }
 
 // Change kinds, see Change.
@@ -399,15 +490,16 @@ func (l Levels) Categories() map[string]Level {
 // the encoded level vector (ignored for tombstones). It returns the interned
 // levels (zero for tombstones) and whether the key had a record before.
 func (t *Table) apply(key []byte, vec []byte, tombstone bool, partition int32, offset int64) (Levels, bool) {
-	h := maphash.Bytes(t.seed, key)
-	ref, a, ok := t.find(key, h)
+	h := t.keyHash(bytesView(key))
+	r := t.find(bytesView(key), h)
+	ok := r != nil
 	var prevVec uint32
 	if ok {
-		prevVec = uint32(a.word(ref, 0).Load() >> 32)
+		prevVec = uint32(r.state.Load() >> 32)
 	}
 	if tombstone {
 		if ok && prevVec != 0 {
-			t.setRecord(a, ref, 0, partition, offset)
+			setRecord(r, 0, partition, offset)
 			t.live.Add(-1)
 			if (*t.vecs.Load())[prevVec].malformed {
 				t.malformed.Add(-1)
@@ -418,9 +510,9 @@ func (t *Table) apply(key []byte, vec []byte, tombstone bool, partition int32, o
 	id := t.intern(vec)
 	lv := (*t.vecs.Load())[id]
 	if !ok {
-		ref, a = t.newRecord(key, h)
+		r = t.newRecord(key, h)
 	}
-	t.setRecord(a, ref, id, partition, offset)
+	setRecord(r, id, partition, offset)
 	if prevVec == 0 {
 		t.live.Add(1)
 	} else if (*t.vecs.Load())[prevVec].malformed {
@@ -432,18 +524,16 @@ func (t *Table) apply(key []byte, vec []byte, tombstone bool, partition int32, o
 	return Levels{lv}, prevVec != 0
 }
 
-func (t *Table) setRecord(a *arena, ref uint32, vec uint32, partition int32, offset int64) {
-	state := a.word(ref, 0)
-	seq := uint32(state.Load())
-	state.Store(state.Load() | 1) // odd: update in progress
-	a.word(ref, 1).Store(uint64(offset))
-	pw := a.word(ref, 2)
-	pw.Store(pw.Load()&^(1<<32-1) | uint64(uint32(partition)))
-	state.Store(uint64(vec)<<32 | uint64(seq+2))
+func setRecord(r *record, vec uint32, partition int32, offset int64) {
+	seq := uint32(r.state.Load())
+	r.state.Store(r.state.Load() | 1) // odd: update in progress
+	r.offset.Store(uint64(offset))
+	r.part.Store(r.part.Load()&^(1<<32-1) | uint64(uint32(partition)))
+	r.state.Store(uint64(vec)<<32 | uint64(seq+2))
 }
 
 // newRecord stores key in a new, empty record and publishes it in the index.
-func (t *Table) newRecord(key []byte, h uint64) (uint32, *arena) {
+func (t *Table) newRecord(key []byte, h uint64) *record {
 	words := recordHeader + (len(key)+7)/8
 	a := t.arena.Load()
 	last := len(a.chunks) - 1
@@ -474,7 +564,7 @@ func (t *Table) newRecord(key []byte, h uint64) (uint32, *arena) {
 		ix = t.grow(ix, a)
 	}
 	t.insertSlot(ix, h, ref)
-	return ref, a
+	return a.record(ref)
 }
 
 func (t *Table) insertSlot(ix *index, h uint64, ref uint32) {
@@ -496,7 +586,7 @@ func (t *Table) grow(old *index, a *arena) *index {
 		for w := 0; w < used && n < t.w.n-1; n++ {
 			ref := uint32(ci)<<20 | uint32(w)
 			k := a.key(ref)
-			t.insertSlot(ix, maphash.Bytes(t.seed, k), ref)
+			t.insertSlot(ix, t.keyHash(bytesView(k)), ref)
 			w += recordHeader + (len(k)+7)/8
 		}
 	}

@@ -2,6 +2,7 @@ package consent
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -174,5 +175,65 @@ func TestApplyChanges(t *testing.T) {
 	}
 	if tb.Len() != 0 || tb.Stats().Malformed != 0 || tb.Stats().Entries != 1 {
 		t.Fatalf("stats %+v", tb.Stats())
+	}
+}
+
+// TestDecideExactKeys checks that Decide finds every subject by its raw ids,
+// whatever their length and bytes (the hashing and comparing by id, without
+// building the key, must agree with the stored canonical keys), and never
+// finds a subject by ids that differ from its own, such as its ids'
+// encodings.
+func TestDecideExactKeys(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := "aZ09-._~:%/ \x00\xffü"
+	id := func() string {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			if r.IntN(4) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			} else {
+				b[i] = byte('a' + r.IntN(3))
+			}
+		}
+		return string(b)
+	}
+	tb := NewTable(optIn, "chat")
+	type subject struct{ tenant, user string }
+	want := map[subject]int64{}
+	for off := int64(0); off < 5000; off++ {
+		s := subject{id(), id()}
+		if s.tenant == "" && s.user == "" {
+			continue
+		}
+		key := UserKey(s.tenant, s.user)
+		if s.user == "" {
+			key = TenantKey(s.tenant)
+		}
+		tb.Apply([]byte(key), []byte(`{"default":"allow"}`), 0, off)
+		want[s] = off
+	}
+	tb.MarkReady()
+	for s, off := range want {
+		d, _ := tb.Decide(s.tenant, s.user, "chat")
+		by := SubjectUser
+		if s.user == "" {
+			by = SubjectTenant
+		}
+		if d.By != by || d.Offset < off {
+			t.Fatalf("Decide(%q, %q) = %+v, want the record at offset %d", s.tenant, s.user, d, off)
+		}
+		// The encoded ids name other subjects (unless nothing needed escaping).
+		et, eu := TenantKey(s.tenant)[2:], UserKey("", s.user)[3:]
+		if _, ok := want[subject{et, eu}]; ok || (et == s.tenant && eu == s.user) || (s.tenant != "" && s.user == "") {
+			continue
+		}
+		if s.tenant != "" {
+			if _, ok := want[subject{et, ""}]; ok {
+				continue
+			}
+		}
+		if d, _ := tb.Decide(et, eu, "chat"); d.Reason != ReasonDefault {
+			t.Fatalf("Decide(%q, %q) (the encoded ids of %q, %q) = %+v, want no record", et, eu, s.tenant, s.user, d)
+		}
 	}
 }
