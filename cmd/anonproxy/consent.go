@@ -81,6 +81,23 @@ func (f consentFlags) open(stderr io.Writer) (*config.File, *consent.Admin, int)
 		Topic: cfg.Consent.Topic}, exitOK
 }
 
+// snapshot reads the consent topic to the end offsets at start, for the
+// command name (get, export).
+func (f consentFlags) snapshot(name string, stderr io.Writer) (*consent.Snapshot, int) {
+	_, admin, code := f.open(stderr)
+	if code != exitOK {
+		return nil, code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
+	defer cancel()
+	snap, err := admin.Snapshot(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "anonproxy consent %s: %v\n", name, err)
+		return nil, exitRuntime
+	}
+	return snap, exitOK
+}
+
 // subjectFlags name a tenant or a user. -tenant must be given explicitly
 // for a user ("" for a tenantless product), so that forgetting it never
 // writes the record of a different subject.
@@ -248,16 +265,9 @@ Exit status 1 when no current record was found (none, or deleted).`)
 		fmt.Fprintf(stderr, "anonproxy consent get: %v\n", err)
 		return exitUsage
 	}
-	_, admin, code := cf.open(stderr)
+	snap, code := cf.snapshot("get", stderr)
 	if code != exitOK {
 		return code
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *cf.timeout)
-	defer cancel()
-	snap, err := admin.Snapshot(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "anonproxy consent get: %v\n", err)
-		return exitRuntime
 	}
 	var entries []consent.Entry
 	var missing []string
@@ -705,20 +715,14 @@ the exit status 1.`)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	_, admin, code := cf.open(stderr)
+	snap, code := cf.snapshot("export", stderr)
 	if code != exitOK {
 		return code
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *cf.timeout)
-	defer cancel()
-	snap, err := admin.Snapshot(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "anonproxy consent export: %v\n", err)
-		return exitRuntime
 	}
 	var w io.Writer = stdout
 	var f *os.File
 	if *outPath != "" {
+		var err error
 		if f, err = os.Create(*outPath); err != nil {
 			fmt.Fprintf(stderr, "anonproxy consent export: %v\n", err)
 			return exitRuntime
@@ -740,6 +744,7 @@ the exit status 1.`)
 			rec = consent.Record{Default: consent.LevelDeny}
 			status = exitFailed
 		}
+		var err error
 		buf, err = consent.AppendLine(buf[:0], consent.Mutation{Subject: e.Subject, Record: &rec})
 		if err != nil {
 			fmt.Fprintf(stderr, "anonproxy consent export: %s: not exported: %v\n", e.Key, err)
@@ -759,6 +764,6 @@ the exit status 1.`)
 			return exitRuntime
 		}
 	}
-	fmt.Fprintf(stderr, "anonproxy consent export: %d records from %s\n", n, admin.Topic)
+	fmt.Fprintf(stderr, "anonproxy consent export: %d records\n", n)
 	return status
 }
