@@ -2,6 +2,8 @@ package consent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,6 +99,7 @@ type Loader struct {
 	reconnects, watchdogTrips, pollErrors            atomic.Int64
 
 	conns []atomic.Pointer[kafka.Conn] // current connection per partition, for the watchdog
+	fatal chan error                   // a fetcher's unretriable error (Fatal), ends run
 }
 
 // NewLoader returns a loader that fills table from the consent topic of cfg,
@@ -215,8 +218,10 @@ type endOffsets struct {
 }
 
 // Run loads the topic and keeps the table up to date until ctx is done,
-// then returns ctx's error. Broker errors are retried with backoff, never
-// returned. Run may be called once.
+// then returns ctx's error. Broker errors are retried with backoff; only
+// those that retrying cannot fix (see Fatal: rejected credentials, a broker
+// certificate that does not verify, denied access) end Run with an error,
+// which WaitReady then returns too. Run may be called once.
 func (l *Loader) Run(ctx context.Context) error {
 	if !l.running.CompareAndSwap(false, true) {
 		return errors.New("consent: Loader.Run called twice")
@@ -245,6 +250,9 @@ func (l *Loader) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if ferr := Fatal(err); ferr != nil {
+			return fmt.Errorf("consent: %w", ferr)
+		}
 		l.log.Warn("consent: reading the consent topic's offsets", "topic", l.cfg.Topic, "err", err)
 		if !backoff.wait(ctx) {
 			return ctx.Err()
@@ -260,6 +268,7 @@ func (l *Loader) run(ctx context.Context) error {
 
 	updates := make(chan fetched, 2*n)
 	polls := make(chan endOffsets, 16)
+	l.fatal = make(chan error, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -307,6 +316,8 @@ func (l *Loader) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case err := <-l.fatal:
+			return fmt.Errorf("consent: %w", err)
 		case f := <-updates:
 			l.applyFetched(&f, ready)
 			if f.next > applied[f.partition] {
@@ -530,6 +541,13 @@ func (l *Loader) fetch(ctx context.Context, p int, pos int64, out chan<- fetched
 			}
 		}
 		conn, err := l.dialLeader(ctx, p, attempt)
+		if ferr := Fatal(err); ferr != nil && ctx.Err() == nil {
+			select {
+			case l.fatal <- ferr:
+			default:
+			}
+			return
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				lvl := slog.LevelWarn
@@ -638,4 +656,48 @@ func (l *Loader) dialLeader(ctx context.Context, p, attempt int) (*kafka.Conn, e
 		errs = append(errs, err)
 	}
 	return nil, errors.Join(errs...)
+}
+
+// Fatal returns a descriptive error wrapping err when err is one that
+// retrying cannot fix, and nil otherwise: the broker rejected the client's
+// credentials or SASL mechanism, the client rejected the broker's
+// certificate (or the broker the client's), or an ACL denies access.
+// Outages, leader changes and timeouts are not fatal. The loader and the
+// stage retry everything else, and stop with this error instead of hanging.
+func Fatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		verify  *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+		alert   tls.AlertError
+	)
+	switch {
+	case errors.Is(err, kafka.SASLAuthenticationFailed), errors.Is(err, kafka.UnsupportedSASLMechanism),
+		errors.Is(err, kafka.IllegalSASLState):
+		return fmt.Errorf("authentication failed (check kafka.sasl): %w", err)
+	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &host), errors.As(err, &invalid):
+		return fmt.Errorf("TLS certificate verification failed (check kafka.tls): %w", err)
+	case errors.As(err, &alert) && certAlert(alert):
+		return fmt.Errorf("TLS handshake rejected by the broker (check kafka.tls): %w", err)
+	case errors.Is(err, kafka.TopicAuthorizationFailed), errors.Is(err, kafka.GroupAuthorizationFailed),
+		errors.Is(err, kafka.ClusterAuthorizationFailed):
+		return fmt.Errorf("not authorized (check the ACLs of kafka.sasl.username): %w", err)
+	}
+	return nil
+}
+
+// certAlert reports whether a TLS alert from the broker says the handshake
+// cannot succeed with this configuration (RFC 8446 §6.2): handshake_failure,
+// the certificate alerts, unknown_ca, access_denied, protocol_version,
+// certificate_required.
+func certAlert(a tls.AlertError) bool {
+	switch a {
+	case 40, 42, 43, 44, 45, 46, 48, 49, 70, 116:
+		return true
+	}
+	return false
 }

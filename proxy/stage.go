@@ -13,6 +13,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
+
+	"github.com/anonproxy/anonproxy/consent"
 )
 
 // Feed is what the stage needs of the consent loader: readiness (nothing is
@@ -60,6 +62,7 @@ type Stage struct {
 
 	consuming  atomic.Bool
 	stopping   atomic.Bool
+	fail       context.CancelCauseFunc // set by Run: stop with an unretriable error (consent.Fatal)
 	partitions sync.WaitGroup
 	partMu     sync.Mutex // orders partitions.Add against the final Wait
 }
@@ -146,7 +149,9 @@ func (s *Stage) Ready() bool {
 
 // Run consumes until ctx is cancelled, then stops fetching, lets every
 // partition finish the batch it holds (write, acknowledge, commit), leaves
-// the group and returns nil. It returns an error only if it cannot start.
+// the group and returns nil. It returns an error if it cannot start, or if
+// the brokers refuse it in a way retrying cannot fix (consent.Fatal:
+// credentials, certificates, ACLs); then it stops the same way first.
 func (s *Stage) Run(ctx context.Context) error {
 	if s.receipts != nil {
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -179,9 +184,12 @@ func (s *Stage) Run(ctx context.Context) error {
 		return fmt.Errorf("proxy: consumer group: %w", err)
 	}
 	defer s.writer.Close()
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	s.fail = fail
 	stopped := make(chan struct{})
 	go func() {
-		<-ctx.Done()
+		<-runCtx.Done()
 		s.stopping.Store(true)
 		s.partMu.Lock()
 		s.partitions.Wait()
@@ -197,8 +205,16 @@ func (s *Stage) Run(ctx context.Context) error {
 			if s.stopping.Load() || errors.Is(err, kafka.ErrGroupClosed) {
 				<-stopped
 				s.consuming.Store(false)
+				if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil {
+					s.log.Error("stopped: the brokers refuse the stage; retrying cannot help", "error", cause.Error())
+					return cause
+				}
 				s.log.Info("stopped: every partition flushed and committed what was acknowledged")
 				return nil
+			}
+			if ferr := consent.Fatal(err); ferr != nil {
+				fail(fmt.Errorf("proxy: consumer group: %w", ferr))
+				continue // Next returns ErrGroupClosed once the stop above closed the group
 			}
 			s.consuming.Store(false)
 			s.log.Warn("joining the consumer group", "error", err.Error())
@@ -253,6 +269,10 @@ func (s *Stage) runPartition(ctx context.Context, gen *kafka.Generation, topic s
 		if conn == nil {
 			var err error
 			conn, offset, err = s.connect(ctx, topic, partition, offset)
+			if ferr := consent.Fatal(err); ferr != nil {
+				s.fail(fmt.Errorf("proxy: %s/%d: %w", topic, partition, ferr))
+				return
+			}
 			if err != nil {
 				log.Warn("connecting to the partition leader", "error", err.Error())
 				backoff.sleep(ctx)
@@ -278,6 +298,9 @@ func (s *Stage) runPartition(ctx context.Context, gen *kafka.Generation, topic s
 			if errors.Is(err, kafka.OffsetOutOfRange) {
 				log.Warn("committed offset no longer exists; restarting from the earliest offset", "offset", offset)
 				offset = kafka.FirstOffset
+			} else if ferr := consent.Fatal(err); ferr != nil {
+				s.fail(fmt.Errorf("proxy: fetch %s/%d: %w", topic, partition, ferr))
+				return
 			} else if !isTimeout(err) {
 				log.Warn("fetch", "error", err.Error())
 				backoff.sleep(ctx)
@@ -376,6 +399,10 @@ func (s *Stage) writeAll(ctx context.Context, msgs []kafka.Message, log *slog.Lo
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if ferr := fatalWrite(err); ferr != nil {
+			s.fail(fmt.Errorf("proxy: produce: %w", ferr))
+			return ferr // nothing committed: the batch is re-read after a restart
+		}
 		pending = Unacknowledged(pending, err)
 		s.metrics.WriteRetries.Inc()
 		log.Warn("produce not acknowledged; retrying, nothing committed meanwhile", "records", len(pending), "error", err.Error())
@@ -398,6 +425,20 @@ func Unacknowledged(pending []kafka.Message, err error) []kafka.Message {
 		}
 	}
 	return failed
+}
+
+// fatalWrite is consent.Fatal for a Writer's error, which may be a
+// kafka.WriteErrors (one error per record, not unwrapped by errors.Is).
+func fatalWrite(err error) error {
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		for _, e := range werrs {
+			if ferr := consent.Fatal(e); ferr != nil {
+				return ferr
+			}
+		}
+	}
+	return consent.Fatal(err)
 }
 
 func isTimeout(err error) bool {

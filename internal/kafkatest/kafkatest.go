@@ -36,6 +36,35 @@ func Brokers(t testing.TB) string {
 	return addr
 }
 
+// Environment variables for the test broker's SASL_SSL listener, printed by
+// scripts/kafka/broker.sh secure-env (scripts/test.sh exports them).
+const (
+	EnvSecureBrokers = "ANONPROXY_TEST_SECURE_BROKERS"
+	EnvCAFile        = "ANONPROXY_TEST_CA_FILE"
+	EnvSASLUser      = "ANONPROXY_TEST_SASL_USER"
+	EnvSASLPassword  = "ANONPROXY_TEST_SASL_PASSWORD"
+)
+
+// SecureBrokers returns the test broker's SASL_SSL listener (host:port),
+// the PEM file of the CA that signed its certificate, and a SASL user and
+// password valid for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512. Without them
+// it skips the test, or fails it when CI=true, like Brokers.
+func SecureBrokers(t testing.TB) (addr, caFile, user, password string) {
+	t.Helper()
+	addr, caFile = os.Getenv(EnvSecureBrokers), os.Getenv(EnvCAFile)
+	user, password = os.Getenv(EnvSASLUser), os.Getenv(EnvSASLPassword)
+	if addr == "" || caFile == "" || user == "" || password == "" {
+		msg := EnvSecureBrokers + ", " + EnvCAFile + ", " + EnvSASLUser + " and " + EnvSASLPassword +
+			" are not all set: start a broker with scripts/kafka/broker.sh start and run " +
+			`eval "$(scripts/kafka/broker.sh secure-env)", or run scripts/test.sh`
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("integration test needs the broker's SASL_SSL listener in CI: %s", msg)
+		}
+		t.Skip(msg)
+	}
+	return addr, caFile, user, password
+}
+
 var topicSeq atomic.Int64
 
 // Topic returns a topic name unique to this test run.
