@@ -172,6 +172,9 @@ func (l *Loader) WaitReady(ctx context.Context) error {
 	}
 }
 
+// Version is the table's change counter (Table.Version).
+func (l *Loader) Version() uint64 { return l.table.Version() }
+
 // Staleness returns how long ago the table was last known to be at the
 // consent topic's end offsets: end offsets are read every poll_interval, and
 // once every partition's position reaches the end offsets of a poll, the

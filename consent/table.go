@@ -45,7 +45,8 @@ type Table struct {
 	pos   atomic.Pointer[[]int64]
 
 	live      atomic.Int64
-	malformed atomic.Int64 // subjects whose current record is malformed
+	version   atomic.Uint64 // changes applied, see Version
+	malformed atomic.Int64  // subjects whose current record is malformed
 	entries   atomic.Int64
 
 	// Writer-only state.
@@ -186,6 +187,11 @@ func (t *Table) Ready() bool { return t.ready.Load() }
 
 // Len returns the number of subjects that currently have a record.
 func (t *Table) Len() int { return int(t.live.Load()) }
+
+// Version counts the records applied so far. A reader that sees the same
+// Version before and after a series of Decide calls knows no record changed
+// in between (the stage re-decides a batch otherwise).
+func (t *Table) Version() uint64 { return t.version.Load() }
 
 // Positions returns, per partition, the offset of the next record the table
 // will apply (everything below has been applied). The slice is a copy.
@@ -490,6 +496,7 @@ func (l Levels) Categories() map[string]Level {
 // the encoded level vector (ignored for tombstones). It returns the interned
 // levels (zero for tombstones) and whether the key had a record before.
 func (t *Table) apply(key []byte, vec []byte, tombstone bool, partition int32, offset int64) (Levels, bool) {
+	defer t.version.Add(1) // after the change is visible to Decide
 	h := t.keyHash(bytesView(key))
 	r := t.find(bytesView(key), h)
 	ok := r != nil

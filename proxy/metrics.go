@@ -27,6 +27,7 @@ type Metrics struct {
 	Paused       prometheus.Gauge
 	Rebalances   prometheus.Counter
 	WriteRetries prometheus.Counter
+	Redecided    prometheus.Counter
 
 	mu      sync.Mutex
 	streams map[string]*streamMetrics
@@ -61,10 +62,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Help: "Consumer-group generations joined (rebalances)."}),
 		WriteRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "anonproxy_write_retries_total",
 			Help: "Produce calls retried because not every record was acknowledged."}),
+		Redecided: prometheus.NewCounter(prometheus.CounterOpts{Name: "anonproxy_batches_redecided_total",
+			Help: "Batches decided again because consent changed while they were being decided."}),
 		streams: map[string]*streamMetrics{},
 	}
 	for _, c := range []prometheus.Collector{m.EventsIn, m.Forwarded, m.Denied, m.Quarantined, m.Redactions,
-		m.BatchLatency, m.CommitLag, m.Paused, m.Rebalances, m.WriteRetries} {
+		m.BatchLatency, m.CommitLag, m.Paused, m.Rebalances, m.WriteRetries, m.Redecided} {
 		f(c)
 	}
 	return m

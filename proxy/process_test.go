@@ -30,15 +30,20 @@ func newProcessor(t testing.TB, records map[string]string) (*proxy.Processor, *c
 		off++
 	}
 	table.MarkReady()
-	keys, err := redact.NewKeyring("k1", map[string][]byte{"k1": []byte("unit-test-key-0123456789abcdef")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := proxy.NewProcessor(&cfg.Stage, cfg.Streams, cfg.Redaction, keys, table)
+	p, err := proxy.NewProcessor(&cfg.Stage, cfg.Streams, cfg.Redaction, testKeys(t), table)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p, cfg
+}
+
+func testKeys(t testing.TB) *redact.Keyring {
+	t.Helper()
+	keys, err := redact.NewKeyring("k1", map[string][]byte{"k1": []byte("unit-test-key-0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 func TestProcessorOutcomes(t *testing.T) {

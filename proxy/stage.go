@@ -315,7 +315,7 @@ func (s *Stage) runPartition(ctx context.Context, gen *kafka.Generation, topic s
 			}
 			continue
 		}
-		if err := s.proc.Process(&b, msgs); err != nil {
+		if err := s.decide(&b, msgs); err != nil {
 			log.Warn("consent table cannot decide; retrying the batch", "error", err.Error())
 			_, _ = conn.Seek(offset, kafka.SeekAbsolute)
 			backoff.sleep(ctx)
@@ -357,6 +357,31 @@ func (s *Stage) connect(ctx context.Context, topic string, partition int, offset
 		return nil, offset, err
 	}
 	return conn, offset, nil
+}
+
+// decide processes a batch. A consent change applied while the batch was
+// being decided may revoke what it forwards, so when the table changed
+// meanwhile the batch is decided again before anything is produced (a few
+// times at most; a change after that is the next batch's to see). This
+// narrows a revocation's window to the produce of the batch in flight.
+func (s *Stage) decide(b *Batch, msgs []kafka.Message) error {
+	v, ok := s.consent.(interface{ Version() uint64 })
+	if !ok {
+		return s.proc.Process(b, msgs)
+	}
+	before := v.Version()
+	for range 3 {
+		if err := s.proc.Process(b, msgs); err != nil {
+			return err
+		}
+		now := v.Version()
+		if now == before {
+			return nil
+		}
+		before = now
+		s.metrics.Redecided.Inc()
+	}
+	return nil
 }
 
 // waitFresh blocks while consent is staler than the bound: events are not
