@@ -205,15 +205,16 @@ func (l *ConsentLog) stateAt(tenant, user string, cat int, t time.Time) consent.
 	return l.effective(at(TenantKey(tenant)), at(UserKey(tenant, user)), cat)
 }
 
-// nextChange returns the ack time of the first write after t on the
-// tenant's or the user's key, or the zero time.
+// nextChange returns when the first write after t on the tenant's or the
+// user's key was sent (the stage may apply a record as soon as it is sent,
+// before the load test sees the acknowledgement), or the zero time.
 func (l *ConsentLog) nextChange(tenant, user string, t time.Time) time.Time {
 	var next time.Time
 	for _, k := range [2]string{TenantKey(tenant), UserKey(tenant, user)} {
 		for _, w := range l.byKey[k] {
 			if w.Acked.After(t) {
-				if next.IsZero() || w.Acked.Before(next) {
-					next = w.Acked
+				if next.IsZero() || w.Sent.Before(next) {
+					next = w.Sent
 				}
 				break
 			}
