@@ -436,10 +436,10 @@ func (a *Admin) Snapshot(ctx context.Context) (*Snapshot, error) {
 		if n, err = a.partitions(ctx, c); err != nil {
 			return err
 		}
-		if first, err = a.listOffsets(ctx, c, n, kafka.FirstOffset); err != nil {
+		if first, err = listOffsets(ctx, c, a.Topic, n, kafka.FirstOffset); err != nil {
 			return err
 		}
-		ends, err = a.listOffsets(ctx, c, n, kafka.LastOffset)
+		ends, err = listOffsets(ctx, c, a.Topic, n, kafka.LastOffset)
 		return err
 	})
 	if err != nil {
@@ -519,37 +519,6 @@ func retryTemporary(ctx context.Context, fn func() error) error {
 		}
 	}
 	return err
-}
-
-func (a *Admin) listOffsets(ctx context.Context, c *kafka.Client, n int, which int64) ([]int64, error) {
-	reqs := make([]kafka.OffsetRequest, n)
-	for p := range reqs {
-		reqs[p] = kafka.OffsetRequest{Partition: p, Timestamp: which}
-	}
-	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{a.Topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("consent: list offsets of %s: %w", a.Topic, err)
-	}
-	out := make([]int64, n)
-	got := 0
-	for _, po := range res.Topics[a.Topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("consent: list offsets of %s/%d: %w", a.Topic, po.Partition, po.Error)
-		}
-		if po.Partition < 0 || po.Partition >= n {
-			continue
-		}
-		if which == kafka.FirstOffset {
-			out[po.Partition] = po.FirstOffset
-		} else {
-			out[po.Partition] = po.LastOffset
-		}
-		got++
-	}
-	if got != n {
-		return nil, fmt.Errorf("consent: list offsets of %s: %d of %d partitions answered", a.Topic, got, n)
-	}
-	return out, nil
 }
 
 // readPartition reads partition p from offset from until the read position

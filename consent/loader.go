@@ -444,19 +444,26 @@ func (l *Loader) readOffsets(ctx context.Context) ([]int64, endOffsets, error) {
 }
 
 func (l *Loader) listOffsets(ctx context.Context, n int, which int64) ([]int64, error) {
+	return listOffsets(ctx, l.client, l.cfg.Topic, n, which)
+}
+
+// listOffsets returns the first or end (which: kafka.FirstOffset or
+// kafka.LastOffset) offset of each of the topic's n partitions, failing
+// unless every partition answered.
+func listOffsets(ctx context.Context, c *kafka.Client, topic string, n int, which int64) ([]int64, error) {
 	reqs := make([]kafka.OffsetRequest, n)
 	for p := range reqs {
 		reqs[p] = kafka.OffsetRequest{Partition: p, Timestamp: which}
 	}
-	res, err := l.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{l.cfg.Topic: reqs}})
+	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, fmt.Errorf("list offsets: %w", err)
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
 	}
 	out := make([]int64, n)
 	got := 0
-	for _, po := range res.Topics[l.cfg.Topic] {
+	for _, po := range res.Topics[topic] {
 		if po.Error != nil {
-			return nil, fmt.Errorf("list offsets of partition %d: %w", po.Partition, po.Error)
+			return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, po.Partition, po.Error)
 		}
 		if po.Partition < 0 || po.Partition >= n {
 			continue
@@ -469,7 +476,7 @@ func (l *Loader) listOffsets(ctx context.Context, n int, which int64) ([]int64, 
 		got++
 	}
 	if got != n {
-		return nil, fmt.Errorf("list offsets: %d of %d partitions answered", got, n)
+		return nil, fmt.Errorf("list offsets of %s: %d of %d partitions answered", topic, got, n)
 	}
 	return out, nil
 }
