@@ -1,12 +1,11 @@
 package proxy
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/segmentio/kafka-go"
@@ -73,8 +72,8 @@ type stream struct {
 	engine     *redact.Engine
 	tenantPath string
 	userPath   string
-	tenantTop  string // first path segment, checked for duplicates
-	userTop    string
+	tenantID   idPath
+	userID     idPath
 	allow      map[string]bool
 }
 
@@ -92,7 +91,7 @@ func NewProcessor(cfg *Config, streams []StreamConfig, opts redact.Options, keys
 			return nil, fmt.Errorf("proxy: stream %s: %w", sc.Name, err)
 		}
 		s := &stream{cfg: sc, engine: eng, tenantPath: sc.TenantPath, userPath: sc.UserPath,
-			tenantTop: topKey(sc.TenantPath), userTop: topKey(sc.UserPath), allow: map[string]bool{}}
+			tenantID: newIDPath(sc.TenantPath), userID: newIDPath(sc.UserPath), allow: map[string]bool{}}
 		for _, h := range sc.HeadersAllow {
 			s.allow[h] = true
 		}
@@ -118,13 +117,6 @@ func (p *Processor) StreamOf(topic string) string {
 	return ""
 }
 
-func topKey(path string) string {
-	if i := strings.IndexByte(path, '.'); i >= 0 {
-		return path[:i]
-	}
-	return path
-}
-
 // Batch holds one batch's output. It is reused across calls: Out and every
 // slice in it are valid until the next Process on the same Batch. The
 // zero value is ready to use; a Batch must not be shared between goroutines.
@@ -143,6 +135,7 @@ type Batch struct {
 	arena []byte
 	recs  []rec
 	hdrs  []kafka.Header
+	ev    redact.Event
 }
 
 type span struct{ start, end int }
@@ -200,32 +193,25 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	if len(m.Value) > p.maxEventBytes || len(m.Value)+carriedBytes(m, s) > p.maxRecordBytes {
 		return p.quarantine(b, i, m, src, s, ReasonTooLarge, "event exceeds max_event_bytes"), ReasonTooLarge, nil
 	}
-	// Before anything recursive reads the event: gjson's validator recurses
-	// once per nesting level, so a 1 MiB event of '[' would grow a
-	// goroutine's stack by hundreds of MiB, and a deep document forwarded
-	// would break parsers downstream.
-	if tooDeep(m.Value, redact.MaxDepth) {
-		return p.quarantine(b, i, m, src, s, redact.ReasonTooDeep, "nesting deeper than 256 levels"), redact.ReasonTooDeep, nil
+	// One pass checks what must hold before anything else reads the event
+	// (valid JSON; valid UTF-8, since invalid sequences are read
+	// differently downstream and can rejoin PII the detectors saw split;
+	// nesting of at most redact.MaxDepth, which also bounds the stack of
+	// every later reader) and indexes the root's members for what follows.
+	ev := &b.ev
+	if err := ev.Check(m.Value); err != nil {
+		reason := redact.ReasonOf(err)
+		return p.quarantine(b, i, m, src, s, reason, errors.Unwrap(err).Error()), reason, nil
 	}
-	if len(m.Value) == 0 || !redact.Valid(m.Value) {
-		return p.quarantine(b, i, m, src, s, ReasonInvalidJSON, "not a valid JSON document"), ReasonInvalidJSON, nil
-	}
-	// gjson accepts any bytes inside strings. JSON text is UTF-8 (RFC 8259
-	// §8.1), and invalid sequences are read differently downstream (replaced
-	// or silently dropped, which can rejoin PII the detectors saw split), so
-	// such an event is not valid JSON here either.
-	if !utf8.Valid(m.Value) {
-		return p.quarantine(b, i, m, src, s, ReasonInvalidJSON, "not valid UTF-8"), ReasonInvalidJSON, nil
-	}
-	doc := bytesView(m.Value)
 	var tenant string
+	var tenants int
 	if s.tenantPath != "" {
 		var ok bool
-		if tenant, ok = idAt(doc, s.tenantPath); !ok {
+		if tenant, tenants, ok = s.tenantID.at(ev); !ok {
 			return p.quarantine(b, i, m, src, s, ReasonMissingTenant, "no tenant id at "+s.tenantPath), ReasonMissingTenant, nil
 		}
 	}
-	user, ok := idAt(doc, s.userPath)
+	user, users, ok := s.userID.at(ev)
 	if !ok {
 		return p.quarantine(b, i, m, src, s, ReasonMissingUser, "no user id at "+s.userPath), ReasonMissingUser, nil
 	}
@@ -237,12 +223,12 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	}
 	// A repeated id key would let one parser see one subject and another a
 	// different one: quarantine rather than guess which one consent covers.
-	if duplicated(m.Value, s.tenantTop, s.userTop) {
+	if tenants > 1 || users > 1 {
 		return p.quarantine(b, i, m, src, s, ReasonDuplicateID, "tenant or user id key given twice"), ReasonDuplicateID, nil
 	}
 	category := s.cfg.Category
 	if s.cfg.CategoryPath != "" {
-		v := gjson.Get(doc, s.cfg.CategoryPath)
+		v := gjson.Get(ev.Source(), s.cfg.CategoryPath)
 		c, ok := s.cfg.Categories[v.Str]
 		if v.Type != gjson.String || !ok {
 			return p.quarantine(b, i, m, src, s, ReasonUnknownCategory, "category value not in categories"), ReasonUnknownCategory, nil
@@ -262,7 +248,7 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 		lvl = redact.LevelAnonymized
 	}
 	start := len(b.arena)
-	out, rerr := s.engine.AppendRedactedValid(b.arena, m.Value, lvl, &b.Redactions)
+	out, rerr := s.engine.AppendRedactedEvent(b.arena, ev, lvl, &b.Redactions)
 	if rerr != nil {
 		b.arena = b.arena[:start]
 		reason := redact.ReasonOf(rerr)
@@ -303,113 +289,41 @@ func carriedBytes(m *kafka.Message, s *stream) int {
 	return n
 }
 
-// idAt reads a string or number id at path without copying: the result is
-// a view into doc unless the JSON string has escapes.
-func idAt(doc, path string) (string, bool) {
-	v := gjson.Get(doc, path)
+// idPath reads an id (a string or a number) from a checked event.
+type idPath struct {
+	path string // gjson path
+	top  string // its first segment, a member of the root: must occur once
+	// simple: the path is just the top-level member name, read from the
+	// event's index rather than by gjson.
+	simple bool
+}
+
+func newIDPath(path string) idPath {
+	top := path
+	if i := strings.IndexByte(path, '.'); i >= 0 {
+		top = path[:i]
+	}
+	return idPath{path: path, top: top, simple: !strings.ContainsAny(path, ".*?\\|#@!=<>%~[]{}()\"`'")}
+}
+
+// at returns the id, how many root members are named like the path's first
+// segment, and whether there is an id: a non-empty string or a number.
+// The id is a view into the event unless the JSON string has escapes.
+func (p idPath) at(ev *redact.Event) (string, int, bool) {
+	raw, n := ev.Member(p.top)
+	var v gjson.Result
+	if p.simple {
+		v = gjson.Parse(raw)
+	} else {
+		v = gjson.Get(ev.Source(), p.path)
+	}
 	switch v.Type {
 	case gjson.String:
-		return v.Str, v.Str != ""
+		return v.Str, n, v.Str != ""
 	case gjson.Number:
-		return v.Raw, true
+		return v.Raw, n, true
 	}
-	return "", false
-}
-
-// tooDeep reports whether doc nests objects and arrays more than max
-// levels deep, looking only at brackets outside strings; doc need not be
-// valid JSON. It does not recurse, and documents with at most max brackets
-// (nearly all) cost two vectorised byte counts.
-func tooDeep(doc []byte, max int) bool {
-	if bytes.Count(doc, []byte{'{'})+bytes.Count(doc, []byte{'['}) <= max {
-		return false
-	}
-	depth, in := 0, false
-	for i := 0; i < len(doc); i++ {
-		switch c := doc[i]; {
-		case in:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				in = false
-			}
-		case c == '"':
-			in = true
-		case c == '{' || c == '[':
-			if depth++; depth > max {
-				return true
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return false
-}
-
-// duplicated reports whether a top-level key named a or b occurs twice in
-// the object doc (valid JSON). One pass that skips strings with IndexByte
-// and compares keys as the text they encode; no allocation unless a key
-// has escapes.
-func duplicated(doc []byte, a, b string) bool {
-	depth, na, nb := 0, 0, 0
-	expectKey := false
-	for i := 0; i < len(doc); i++ {
-		switch doc[i] {
-		case '{':
-			depth++
-			expectKey = depth == 1
-		case '[':
-			depth++
-		case '}', ']':
-			depth--
-		case ',':
-			expectKey = depth == 1
-		case '"':
-			end, escaped := stringEnd(doc, i+1)
-			if expectKey {
-				key := doc[i+1 : end]
-				if escaped {
-					key = []byte(gjson.ParseBytes(doc[i : end+1]).Str)
-				}
-				if a != "" && string(key) == a {
-					na++
-				}
-				if string(key) == b {
-					nb++
-				}
-				if na > 1 || nb > 1 {
-					return true
-				}
-				expectKey = false
-			}
-			i = end
-		}
-	}
-	return false
-}
-
-// stringEnd returns the index of the quote closing the string whose body
-// starts at i, and whether the body has escapes.
-func stringEnd(doc []byte, i int) (int, bool) {
-	escaped := false
-	for {
-		q := bytes.IndexByte(doc[i:], '"')
-		if q < 0 {
-			return len(doc) - 1, escaped
-		}
-		end := i + q
-		n := 0
-		for k := end - 1; k >= i && doc[k] == '\\'; k-- {
-			n++
-		}
-		if n > 0 {
-			escaped = true
-		}
-		if n%2 == 0 {
-			return end, escaped || bytes.IndexByte(doc[i:end], '\\') >= 0
-		}
-		i = end + 1
-	}
+	return "", n, false
 }
 
 func (b *Batch) appendSource(m *kafka.Message) span {

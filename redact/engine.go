@@ -189,9 +189,11 @@ type work struct {
 	ps     *psCache // nil if the Engine has no keys
 	f      fileScratch
 	depth  int
-	// root holds the root object's members when indexed is set (see
-	// validIndexJSON); the walk then skips nothing at the root.
+	// members are the root object's members when indexed is set (see
+	// validIndexJSON); the walk then skips nothing at the root. root is
+	// AppendRedacted's buffer for them; an Event brings its own.
 	root    []member
+	members []member
 	indexed bool
 }
 
@@ -216,32 +218,14 @@ func (e *Engine) AppendRedacted(dst, src []byte, level Level, st *Stats) ([]byte
 		e.pool.Put(w)
 		return dst, newError(ReasonInvalidJSON, -1, nil)
 	}
-	w.indexed = true
+	w.members, w.indexed = w.root, true
 	return e.redact(w, dst, s, level, st)
-}
-
-// Valid reports whether src is one JSON value surrounded by optional
-// whitespace: what AppendRedacted checks first. It accepts exactly what
-// gjson.Valid accepts, faster.
-func Valid(src []byte) bool { return validJSON(unsafeString(src)) }
-
-// AppendRedactedValid is AppendRedacted for a caller that has already
-// checked src with Valid (the stage must know that an event is valid
-// before it decides, so it need not pay for the check twice). Passing
-// invalid JSON is a programming error: the output is then unspecified,
-// though the call is still memory-safe.
-func (e *Engine) AppendRedactedValid(dst, src []byte, level Level, st *Stats) ([]byte, error) {
-	if level != LevelAllow && level != LevelAnonymized {
-		return dst, newError(ReasonInternal, -1, fmt.Errorf("invalid level %d", level))
-	}
-	w := e.pool.Get().(*work)
-	w.indexed = false
-	return e.redact(w, dst, unsafeString(src), level, st)
 }
 
 // redact runs w on s and puts w back in the pool.
 func (e *Engine) redact(w *work, dst []byte, s string, level Level, st *Stats) ([]byte, error) {
 	out, err := w.run(dst, s, e.rules[level], e.trees[level], st)
+	w.members = nil // may be an Event's
 	w.release()
 	e.pool.Put(w)
 	if err != nil {
@@ -452,7 +436,7 @@ func (w *work) walkRoot(s string, rules []crule, n *pathNode) error {
 	if len(n.keys) == 0 {
 		return nil
 	}
-	for _, m := range w.root {
+	for _, m := range w.members {
 		key := s[m.key+1 : m.keyEnd-1]
 		if strings.IndexByte(key, '\\') >= 0 {
 			w.keybuf = appendUnescaped(w.keybuf[:0], key)

@@ -77,8 +77,17 @@ func TestAppendReplacedEscaped(t *testing.T) {
 	}
 }
 
+// appendUnindexed redacts src (valid JSON) walking over its bytes, without
+// the validator's root index.
+func (e *Engine) appendUnindexed(dst, src []byte, level Level, st *Stats) ([]byte, error) {
+	w := e.pool.Get().(*work)
+	w.indexed = false
+	return e.redact(w, dst, unsafeString(src), level, st)
+}
+
 // TestIndexedWalk checks that AppendRedacted (root index from the
-// validator) and AppendRedactedValid (walk over the bytes) agree.
+// validator), appendUnindexed (walk over the bytes) and AppendRedactedEvent
+// (index from Event.Check) agree.
 func TestIndexedWalk(t *testing.T) {
 	_, engines := loadExample(t)
 	extra := [][]byte{
@@ -91,9 +100,17 @@ func TestIndexedWalk(t *testing.T) {
 		for _, lv := range []Level{LevelAllow, LevelAnonymized} {
 			for k, ev := range evs {
 				a, errA := e.AppendRedacted(nil, ev, lv, nil)
-				b, errB := e.AppendRedactedValid(nil, ev, lv, nil)
+				b, errB := e.appendUnindexed(nil, ev, lv, nil)
 				if string(a) != string(b) || fmt.Sprint(errA) != fmt.Sprint(errB) {
 					t.Fatalf("%s/%v event %d:\nindexed   %q %v\nunindexed %q %v", name, lv, k, a, errA, b, errB)
+				}
+				var x Event
+				if err := x.Check(ev); err != nil {
+					t.Fatalf("%s event %d: Check: %v", name, k, err)
+				}
+				c, errC := e.AppendRedactedEvent(nil, &x, lv, nil)
+				if string(a) != string(c) || fmt.Sprint(errA) != fmt.Sprint(errC) {
+					t.Fatalf("%s/%v event %d:\nindexed %q %v\nevent   %q %v", name, lv, k, a, errA, c, errC)
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package redact
 import (
 	"encoding/binary"
 	"math/bits"
+	"unicode/utf8"
 )
 
 // validJSON reports whether s is one JSON value surrounded by optional
@@ -10,14 +11,52 @@ import (
 // no depth limit) and is faster on long strings: string content is
 // checked eight bytes at a time.
 func validJSON(s string) bool {
-	i, ok := validValue(s, skipWS(s, 0))
-	return ok && skipWS(s, i) == len(s)
+	var c checker
+	return c.document(s, noDepthLimit, nil)
+}
+
+// validIndexJSON is validJSON that also records the members of a root
+// object in *root (reset first), so that the walk over the root needs no
+// second pass over the values it skips (the long text, containers no rule
+// looks into). The result is exactly validJSON's; *root is meaningful
+// only if s is valid and its root is an object.
+func validIndexJSON(s string, root *[]member) bool {
+	var c checker
+	*root = (*root)[:0]
+	return c.document(s, noDepthLimit, root)
+}
+
+const noDepthLimit = 1<<31 - 1
+
+// checker is the one JSON validator. Its zero value accepts exactly what
+// gjson.Valid accepts; with hi set to msb it also requires string contents
+// to be valid UTF-8 (outside strings, valid JSON is ASCII). The depth
+// limit is the document's argument. After a failed check, badUTF8 or
+// tooDeep tell whether that was why.
+type checker struct {
+	hi      uint64 // msb when checking UTF-8: stop at non-ASCII bytes in strings
+	badUTF8 bool
+	tooDeep bool
 }
 
 const (
 	lsb = 0x0101010101010101
 	msb = 0x8080808080808080
 )
+
+// document validates s as one value surrounded by optional whitespace,
+// nested at most depth levels; if root is not nil and the value is an
+// object, its members are appended to *root.
+func (c *checker) document(s string, depth int, root *[]member) bool {
+	i := skipWS(s, 0)
+	var ok bool
+	if root != nil && depth > 0 && i < len(s) && s[i] == '{' {
+		i, ok = c.object(s, i+1, depth-1, root)
+	} else {
+		i, ok = c.value(s, i, depth)
+	}
+	return ok && skipWS(s, i) == len(s)
+}
 
 // stringSpecial returns a mask with the high bit set in the first byte of
 // x that is '"', '\\' or a control character (bytes after it may be set
@@ -28,18 +67,24 @@ func stringSpecial(x uint64) uint64 {
 	return ((q-lsb)&^q | (b-lsb)&^b | (x-0x20*lsb)&^x) & msb
 }
 
-// validValue validates the value at i and returns its end.
-func validValue(s string, i int) (int, bool) {
+// value validates the value at i, nested at most depth more levels, and
+// returns its end.
+func (c *checker) value(s string, i, depth int) (int, bool) {
 	if i >= len(s) {
 		return i, false
 	}
 	switch s[i] {
-	case '{':
-		return validObject(s, i+1)
-	case '[':
-		return validArray(s, i+1)
+	case '{', '[':
+		if depth == 0 {
+			c.tooDeep = true
+			return i, false
+		}
+		if s[i] == '{' {
+			return c.object(s, i+1, depth-1, nil)
+		}
+		return c.array(s, i+1, depth-1)
 	case '"':
-		return validString(s, i+1)
+		return c.str(s, i+1)
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		return validNumber(s, i)
 	case 't':
@@ -52,7 +97,9 @@ func validValue(s string, i int) (int, bool) {
 	return i, false
 }
 
-func validObject(s string, i int) (int, bool) {
+// object validates an object's members from i (after '{'); with rec set,
+// it appends each member to *rec.
+func (c *checker) object(s string, i, depth int, rec *[]member) (int, bool) {
 	i = skipWS(s, i)
 	if i < len(s) && s[i] == '}' {
 		return i + 1, true
@@ -61,16 +108,22 @@ func validObject(s string, i int) (int, bool) {
 		if i >= len(s) || s[i] != '"' {
 			return i, false
 		}
+		k := i
 		var ok bool
-		if i, ok = validString(s, i+1); !ok {
+		if i, ok = c.str(s, i+1); !ok {
 			return i, false
 		}
+		ke := i
 		i = skipWS(s, i)
 		if i >= len(s) || s[i] != ':' {
 			return i, false
 		}
-		if i, ok = validValue(s, skipWS(s, i+1)); !ok {
+		v := skipWS(s, i+1)
+		if i, ok = c.value(s, v, depth); !ok {
 			return i, false
+		}
+		if rec != nil {
+			*rec = append(*rec, member{key: int32(k), keyEnd: int32(ke), val: int32(v), valEnd: int32(i)})
 		}
 		i = skipWS(s, i)
 		if i >= len(s) {
@@ -87,14 +140,14 @@ func validObject(s string, i int) (int, bool) {
 	}
 }
 
-func validArray(s string, i int) (int, bool) {
+func (c *checker) array(s string, i, depth int) (int, bool) {
 	i = skipWS(s, i)
 	if i < len(s) && s[i] == ']' {
 		return i + 1, true
 	}
 	for {
 		var ok bool
-		if i, ok = validValue(s, i); !ok {
+		if i, ok = c.value(s, i, depth); !ok {
 			return i, false
 		}
 		i = skipWS(s, i)
@@ -112,13 +165,14 @@ func validArray(s string, i int) (int, bool) {
 	}
 }
 
-// validString validates string content from i (after the opening quote)
-// and returns the offset after the closing quote.
-func validString(s string, i int) (int, bool) {
+// str validates string content from i (after the opening quote) and
+// returns the offset after the closing quote.
+func (c *checker) str(s string, i int) (int, bool) {
+	hi := c.hi
 	for {
 		for i+8 <= len(s) {
-			m := stringSpecial(binary.LittleEndian.Uint64(unsafeBytes(s[i : i+8])))
-			if m != 0 {
+			x := binary.LittleEndian.Uint64(unsafeBytes(s[i : i+8]))
+			if m := stringSpecial(x) | x&hi; m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
@@ -127,10 +181,10 @@ func validString(s string, i int) (int, bool) {
 		if i >= len(s) {
 			return i, false
 		}
-		switch c := s[i]; {
-		case c == '"':
+		switch b := s[i]; {
+		case b == '"':
 			return i + 1, true
-		case c == '\\':
+		case b == '\\':
 			if i+1 >= len(s) {
 				return i, false
 			}
@@ -145,8 +199,15 @@ func validString(s string, i int) (int, bool) {
 			default:
 				return i, false
 			}
-		case c < 0x20:
+		case b < 0x20:
 			return i, false
+		case b >= 0x80 && hi != 0:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				c.badUTF8 = true
+				return i, false
+			}
+			i += size
 		default:
 			i++
 		}
@@ -202,59 +263,4 @@ func validNumber(s string, i int) (int, bool) {
 // and the value [val, valEnd).
 type member struct {
 	key, keyEnd, val, valEnd int32
-}
-
-// validIndexJSON is validJSON that also records the members of a root
-// object in *root (reset first), so that the walk over the root needs no
-// second pass over the values it skips (the long text, containers no rule
-// looks into). The result is exactly validJSON's; *root is meaningful
-// only if s is valid and its root is an object.
-func validIndexJSON(s string, root *[]member) bool {
-	*root = (*root)[:0]
-	i := skipWS(s, 0)
-	if i >= len(s) || s[i] != '{' {
-		return validJSON(s)
-	}
-	i, ok := validObjectIndex(s, i+1, root)
-	return ok && skipWS(s, i) == len(s)
-}
-
-// validObjectIndex is validObject, recording the members.
-func validObjectIndex(s string, i int, root *[]member) (int, bool) {
-	i = skipWS(s, i)
-	if i < len(s) && s[i] == '}' {
-		return i + 1, true
-	}
-	for {
-		if i >= len(s) || s[i] != '"' {
-			return i, false
-		}
-		k := i
-		var ok bool
-		if i, ok = validString(s, i+1); !ok {
-			return i, false
-		}
-		ke := i
-		i = skipWS(s, i)
-		if i >= len(s) || s[i] != ':' {
-			return i, false
-		}
-		v := skipWS(s, i+1)
-		if i, ok = validValue(s, v); !ok {
-			return i, false
-		}
-		*root = append(*root, member{key: int32(k), keyEnd: int32(ke), val: int32(v), valEnd: int32(i)})
-		i = skipWS(s, i)
-		if i >= len(s) {
-			return i, false
-		}
-		switch s[i] {
-		case '}':
-			return i + 1, true
-		case ',':
-			i = skipWS(s, i+1)
-		default:
-			return i, false
-		}
-	}
 }

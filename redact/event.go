@@ -1,0 +1,87 @@
+package redact
+
+import (
+	"errors"
+	"strings"
+)
+
+// Event is an event checked once for everything the stage needs before it
+// decides: valid JSON, valid UTF-8 (RFC 8259 §8.1; invalid sequences are
+// read differently downstream, which could rejoin PII the detectors saw
+// split) and nesting of at most MaxDepth levels (a deeper document would
+// break parsers downstream). Check also indexes the members of a root
+// object, so that reading the consent ids and redacting need no further
+// pass over the bytes the rules do not target.
+//
+// The zero value is ready to use; reuse one Event per goroutine, so that
+// checking allocates nothing in steady state. An Event refers to the bytes
+// it checked, which must not change while it is in use.
+type Event struct {
+	src    string
+	root   []member
+	keybuf []byte
+}
+
+var (
+	errNotUTF8  = errors.New("not valid UTF-8")
+	errTooDeep  = errors.New("nesting deeper than 256 levels")
+	errNotEvent = errors.New("not a valid JSON document")
+)
+
+// Check checks src and indexes it. It returns nil, or an *Error whose
+// Reason is ReasonInvalidJSON (also for invalid UTF-8) or ReasonTooDeep.
+// The validation is iterative in nothing but nesting, which it bounds, so
+// hostile input cannot grow the stack.
+func (ev *Event) Check(src []byte) error {
+	ev.src = unsafeString(src)
+	ev.root = ev.root[:0]
+	c := checker{hi: msb}
+	if len(src) > 0 && c.document(ev.src, MaxDepth, &ev.root) {
+		return nil
+	}
+	ev.src, ev.root = "", ev.root[:0]
+	switch {
+	case c.tooDeep:
+		return newError(ReasonTooDeep, -1, errTooDeep)
+	case c.badUTF8:
+		return newError(ReasonInvalidJSON, -1, errNotUTF8)
+	}
+	return newError(ReasonInvalidJSON, -1, errNotEvent)
+}
+
+// Member returns the raw JSON value of the member of the root object named
+// key (compared as the text the member names encode, escapes resolved)
+// and how many members have that name; ("", 0) if there is none or the
+// root is not an object. Check must have succeeded.
+func (ev *Event) Member(key string) (raw string, n int) {
+	s := ev.src
+	for _, m := range ev.root {
+		k := s[m.key+1 : m.keyEnd-1]
+		if strings.IndexByte(k, '\\') >= 0 {
+			ev.keybuf = appendUnescaped(ev.keybuf[:0], k)
+			k = unsafeString(ev.keybuf)
+		}
+		if k == key {
+			if n == 0 {
+				raw = s[m.val:m.valEnd]
+			}
+			n++
+		}
+	}
+	return raw, n
+}
+
+// AppendRedactedEvent is AppendRedacted for an event that ev.Check has
+// accepted: it redacts the checked bytes without validating them again.
+func (e *Engine) AppendRedactedEvent(dst []byte, ev *Event, level Level, st *Stats) ([]byte, error) {
+	if level != LevelAllow && level != LevelAnonymized {
+		return dst, newError(ReasonInternal, -1, errors.New("invalid level"))
+	}
+	w := e.pool.Get().(*work)
+	w.members, w.indexed = ev.root, true
+	out, err := e.redact(w, dst, ev.src, level, st)
+	return out, err
+}
+
+// Source returns the checked bytes as a string, without copying.
+func (ev *Event) Source() string { return ev.src }
