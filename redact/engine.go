@@ -180,8 +180,9 @@ type work struct {
 	e      *Engine
 	edits  []edit
 	sc     scanner
-	un     []byte // unescaped string
-	out    []byte // plain text being built
+	un     []byte    // unescaped string
+	marks  []escMark // the escapes met unescaping un
+	out    []byte    // plain text being built
 	keybuf []byte
 	idbuf  []byte
 	hm     hash.Hash
@@ -705,7 +706,8 @@ func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, st *Stats)
 	escaped := strings.IndexByte(content, '\\') >= 0
 	t := unsafeBytes(content)
 	if escaped {
-		w.un = appendUnescaped(w.un[:0], content)
+		w.marks = w.marks[:0]
+		w.un = unescape(w.un[:0], content, &w.marks)
 		t = w.un
 	}
 	ms := w.sc.ms[:0]
@@ -724,12 +726,13 @@ func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, st *Stats)
 	}
 	if !trunc && (!escaped || w.e.tokUTF8) {
 		// Without escapes the content is its own JSON encoding: copy it
-		// around the matches. With escapes, escaping the pieces between
-		// the matches is escaping the whole, as every replacement is
-		// valid UTF-8 (UTF-8 is self-synchronizing).
+		// around the matches. With escapes, the raw content between the
+		// matches is copied too, escapes as they were; failing that,
+		// escaping the pieces between the matches is escaping the whole,
+		// as every replacement is valid UTF-8 (UTF-8 is self-synchronizing).
 		dst = append(dst, '"')
 		if escaped {
-			dst = w.appendReplacedEscaped(dst, t, ms, st)
+			dst = w.appendReplacedEscaped(dst, content, t, ms, st)
 		} else {
 			dst = w.appendReplaced(dst, t, ms, true, st)
 		}
@@ -753,23 +756,54 @@ func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, st *Stats)
 	return append(dst, '"')
 }
 
-// appendReplacedEscaped is appendEscaped of the output of appendReplaced
-// (esc false) in one pass; every token must be valid UTF-8.
-func (w *work) appendReplacedEscaped(dst, t []byte, ms []match, st *Stats) []byte {
+// appendReplacedEscaped appends the JSON string content raw with the
+// matches in t, the text raw encodes, replaced: the raw bytes between the
+// matches are copied as they are, escapes included (w.marks maps the text
+// back to them). Should a match boundary fall inside an escape's decoded
+// bytes, it is appendEscaped of the output of appendReplaced (esc false)
+// instead, which needs every token to be valid UTF-8.
+func (w *work) appendReplacedEscaped(dst []byte, raw string, t []byte, ms []match, st *Stats) []byte {
+	base := len(dst)
+	ro := rawOffsets{marks: w.marks}
+	prev := 0
+	for _, m := range ms {
+		r0, ok0 := ro.at(prev)
+		r1, ok1 := ro.at(int(m.start))
+		if !ok0 || !ok1 {
+			return w.appendReescaped(dst[:base], t, ms, st)
+		}
+		dst = append(dst, raw[r0:r1]...)
+		dst = w.appendToken(dst, t, m, st)
+		prev = int(m.end)
+	}
+	r0, ok := ro.at(prev)
+	if !ok {
+		return w.appendReescaped(dst[:base], t, ms, st)
+	}
+	return append(dst, raw[r0:]...)
+}
+
+// appendReescaped is appendEscaped of the output of appendReplaced (esc
+// false) in one pass; every token must be valid UTF-8.
+func (w *work) appendReescaped(dst, t []byte, ms []match, st *Stats) []byte {
 	prev := 0
 	for _, m := range ms {
 		dst = appendEscaped(dst, t[prev:m.start])
-		st.det(m.det)
-		if m.det == detMention {
-			dst = append(dst, '<', '@')
-			dst = w.appendPseudonym(dst, t[m.start+2:m.aux])
-			dst = append(dst, '>')
-		} else {
-			dst = append(dst, w.e.tokEsc[m.det]...)
-		}
+		dst = w.appendToken(dst, t, m, st)
 		prev = int(m.end)
 	}
 	return appendEscaped(dst, t[prev:])
+}
+
+// appendToken appends the JSON-escaped replacement of match m of text t.
+func (w *work) appendToken(dst, t []byte, m match, st *Stats) []byte {
+	st.det(m.det)
+	if m.det == detMention {
+		dst = append(dst, '<', '@')
+		dst = w.appendPseudonym(dst, t[m.start+2:m.aux])
+		return append(dst, '>')
+	}
+	return append(dst, w.e.tokEsc[m.det]...)
 }
 
 // appendReplaced appends t with every match replaced. If esc, t is JSON

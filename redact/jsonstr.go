@@ -111,6 +111,19 @@ func valueEnd(s string, i int) int {
 // (without quotes). Invalid escapes cannot occur in valid JSON; lone
 // surrogates become U+FFFD, as encoding/json does.
 func appendUnescaped(dst []byte, content string) []byte {
+	return unescape(dst, content, nil)
+}
+
+// escMark records one escape sequence met by unescape: the text it appended
+// holds the sequence's decoded bytes at [end-n, end), and from end on, an
+// offset into the raw content is shift more than the offset into the text.
+type escMark struct{ end, n, shift int32 }
+
+// unescape is appendUnescaped; if marks is not nil, it also appends a mark
+// per escape sequence (offsets relative to the text it appends), so that
+// spans of the text map back to the raw content (see rawOffsets).
+func unescape(dst []byte, content string, marks *[]escMark) []byte {
+	base := len(dst)
 	for i := 0; i < len(content); {
 		k := strings.IndexByte(content[i:], '\\')
 		if k < 0 {
@@ -123,6 +136,7 @@ func appendUnescaped(dst []byte, content string) []byte {
 		}
 		c := content[i+1]
 		i += 2
+		d := len(dst)
 		switch c {
 		case 'b':
 			dst = append(dst, '\b')
@@ -138,25 +152,51 @@ func appendUnescaped(dst []byte, content string) []byte {
 			r, ok := hex4(content, i)
 			if !ok {
 				dst = utf8.AppendRune(dst, utf8.RuneError)
-				continue
+				break
 			}
 			i += 4
 			if utf16.IsSurrogate(r) {
-				if r2, ok := hex4(content, i+2); ok && i+1 < len(content) && content[i] == '\\' && content[i+1] == 'u' {
-					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-						dst = utf8.AppendRune(dst, d)
-						i += 6
-						continue
-					}
+				r2, ok := hex4(content, i+2)
+				pair := utf8.RuneError
+				if ok && i+1 < len(content) && content[i] == '\\' && content[i+1] == 'u' {
+					pair = utf16.DecodeRune(r, r2)
 				}
-				r = utf8.RuneError
+				if pair != utf8.RuneError {
+					i += 6
+				}
+				r = pair
 			}
 			dst = utf8.AppendRune(dst, r)
 		default: // '"', '\\', '/'
 			dst = append(dst, c)
 		}
+		if marks != nil {
+			end := len(dst) - base
+			*marks = append(*marks, escMark{end: int32(end), n: int32(len(dst) - d), shift: int32(i - end)})
+		}
 	}
 	return dst
+}
+
+// rawOffsets maps offsets into a text that unescape produced, in
+// ascending order, back to offsets into its raw content.
+type rawOffsets struct {
+	marks []escMark
+	k     int
+	shift int
+}
+
+// at returns the raw offset of text offset u, or false if u falls inside
+// an escape sequence's decoded bytes. Calls must not decrease u.
+func (r *rawOffsets) at(u int) (int, bool) {
+	for r.k < len(r.marks) && int(r.marks[r.k].end) <= u {
+		r.shift = int(r.marks[r.k].shift)
+		r.k++
+	}
+	if r.k < len(r.marks) && u > int(r.marks[r.k].end-r.marks[r.k].n) {
+		return 0, false
+	}
+	return u + r.shift, true
 }
 
 func hex4(s string, i int) (rune, bool) {

@@ -71,7 +71,7 @@ func TestAppendReplacedEscaped(t *testing.T) {
 			p = end
 		}
 		want := appendEscaped(nil, w.appendReplaced(nil, t0, ms, false, nil))
-		if got := w.appendReplacedEscaped(nil, t0, ms, nil); string(got) != string(want) {
+		if got := w.appendReescaped(nil, t0, ms, nil); string(got) != string(want) {
 			t.Fatalf("case %d: %q %v:\ngot  %q\nwant %q", n, t0, ms, got, want)
 		}
 	}
