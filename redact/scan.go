@@ -378,24 +378,13 @@ func (sc *scanner) word(t []byte, i int) int {
 	m := sc.mask
 	n := len(t)
 	c0 := t[i]
-	j := i
-	aend := -1
+	// aend ends the alnum run at i; j ends the local-part run, which
+	// continues it with . _ % + - but stops at maxRun bytes.
+	aend := wordEnd(t, i)
 	lim := min(n, i+maxRun)
-	for j < lim {
-		cl := ctab[t[j]]
-		if cl&cLocal == 0 {
-			break
-		}
-		if cl&cAlnum == 0 && aend < 0 {
-			aend = j
-		}
+	j := min(aend, lim)
+	for j < lim && ctab[t[j]]&cLocal != 0 {
 		j++
-	}
-	if aend < 0 {
-		aend = j
-		for aend < n && ctab[t[aend]]&cAlnum != 0 {
-			aend++
-		}
 	}
 	var term byte
 	if j < n {
@@ -461,6 +450,14 @@ func (sc *scanner) word(t []byte, i int) int {
 // numeric tries the detectors that start with a digit.
 func (sc *scanner) numeric(t []byte, i int) int {
 	m := sc.mask
+	var g groups
+	g.parse(t, i)
+	// Most numbers in text are one short group ("3 files", "at 10:30"):
+	// an IPv4 address and an SSN have several groups, a card number in
+	// one group has 13 or more digits, a phone number 9 or more.
+	if g.n == 1 && g.len(0) < 9 {
+		return 0
+	}
 	if m.has(detIP) {
 		if end := ipv4At(t, i); end > 0 {
 			sc.add(i, end, detIP)
@@ -470,8 +467,6 @@ func (sc *scanner) numeric(t []byte, i int) int {
 	if m&(1<<detSSN|1<<detCard|1<<detPhone) == 0 {
 		return 0
 	}
-	var g groups
-	g.parse(t, i)
 	if m.has(detSSN) {
 		if end := ssnAt(t, i, &g); end > 0 {
 			sc.add(i, end, detSSN)
