@@ -328,18 +328,44 @@ func nextTrigger(tab *[256]uint64, t []byte, i int) int {
 	if i > 0 {
 		prev = tab[t[i-1]]
 	}
-	// Eight positions per iteration; the ninth byte is their lookahead.
-	for ; i+9 <= n; i += 8 {
-		b := (*[9]byte)(t[i : i+9])
-		e0, e1, e2, e3 := tab[b[0]], tab[b[1]], tab[b[2]], tab[b[3]]
-		e4, e5, e6, e7, e8 := tab[b[4]], tab[b[5]], tab[b[6]], tab[b[7]], tab[b[8]]
-		x := prev&(e0>>21)&(e1>>42) | e0&(e1>>21)&(e2>>42) | e1&(e2>>21)&(e3>>42) | e2&(e3>>21)&(e4>>42) |
-			e3&(e4>>21)&(e5>>42) | e4&(e5>>21)&(e6>>42) | e5&(e6>>21)&(e7>>42) | e6&(e7>>21)&(e8>>42)
-		if x&trigAll != 0 {
-			break
+	// Nine positions per iteration; the tenth byte is their lookahead. The
+	// entry of the byte at i+s comes from the table with C in lane -s mod 3
+	// (see trigRot): tab itself for the byte before the chunk and for every
+	// third byte from i+2, so prev carries over in tab's layout, and the
+	// lookahead's entry is the next chunk's first. x0, x1 and x2 collect
+	// the positions whose result is in lane 0 (i, i+3, i+6), 1 (i+2, i+5,
+	// i+8) and 2 (i+1, i+4, i+7).
+	if rot := rotations(tab); rot != nil && i+10 <= n {
+		r0, r2 := &rot[0], &rot[1]
+		e0 := r0[t[i]]
+		for ; i+10 <= n; i += 9 {
+			b := (*[10]byte)(t[i : i+10])
+			e1 := r2[b[1]]
+			e2 := tab[b[2]]
+			x0 := prev & e0 & e1
+			x2 := e0 & e1 & e2
+			e3 := r0[b[3]]
+			x1 := e1 & e2 & e3
+			e4 := r2[b[4]]
+			x0 |= e2 & e3 & e4
+			e5 := tab[b[5]]
+			x2 |= e3 & e4 & e5
+			e6 := r0[b[6]]
+			x1 |= e4 & e5 & e6
+			e7 := r2[b[7]]
+			x0 |= e5 & e6 & e7
+			e8 := tab[b[8]]
+			x2 |= e6 & e7 & e8
+			e9 := r0[b[9]]
+			x1 |= e7 & e8 & e9
+			if (x0|x1>>21|x2>>42)&trigAll != 0 {
+				break // the loop below finds the position
+			}
+			prev, e0 = e8, e9
 		}
-		prev = e7
 	}
+	// The chunk with the trigger, the last few bytes of the text, or a
+	// table that is not one of trigTabs: one position at a time.
 	for ; i < n; i++ {
 		e := tab[t[i]]
 		next := trigAll << 42 // the end of the text allows every kind
