@@ -33,7 +33,8 @@
 //     src; src is read through an unsafe string view (no copy) and must not
 //     change during the call.
 //   - Allocations: none per event in steady state (scratch buffers come
-//     from a per-Engine sync.Pool), proven by TestAllocsPerEvent and the
+//     from a per-Engine free list that, unlike a sync.Pool, survives
+//     garbage collections), proven by TestAllocsPerEvent and the
 //     benchmarks. Exceptions: a phone-number candidate not in the verdict
 //     cache (libphonenumber allocates), and file events (decompression and
 //     re-compression). Each pooled scratch of an Engine with keys holds

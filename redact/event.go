@@ -77,7 +77,7 @@ func (e *Engine) AppendRedactedEvent(dst []byte, ev *Event, level Level, st *Sta
 	if level != LevelAllow && level != LevelAnonymized {
 		return dst, newError(ReasonInternal, -1, errors.New("invalid level"))
 	}
-	w := e.pool.Get().(*work)
+	w := e.pool.Get()
 	w.members, w.indexed = ev.root, true
 	out, err := e.redact(w, dst, ev.src, level, st)
 	return out, err

@@ -2,7 +2,7 @@ package redact
 
 // scanForTest runs the detectors in mask over t and returns the matches.
 func (e *Engine) scanForTest(t []byte, mask detMask) []match {
-	w := e.pool.Get().(*work)
+	w := e.pool.Get()
 	defer e.pool.Put(w)
 	w.sc.ms = w.sc.ms[:0]
 	w.sc.mask = mask

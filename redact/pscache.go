@@ -12,8 +12,8 @@ import (
 // base64url hash part of its pseudonym under the Engine's current key
 // (immutable, so entries never go stale). A hit compares the whole id, so
 // the cache changes no output; it holds only what the events themselves
-// held, in the pooled scratch that the GC may drop at any time. It is
-// private to its work, so no locking.
+// held, in the Engine's idle scratch (see workPool). It is private to its
+// work, so no locking.
 
 const (
 	psMaxID   = 40                                       // longer ids bypass the cache

@@ -11,7 +11,7 @@ import (
 // than it holds, each seen several times, at the length limits.
 func TestPseudonymCache(t *testing.T) {
 	e := testEngine(t, StreamConfig{}, Options{})
-	w := e.pool.Get().(*work)
+	w := e.pool.Get()
 	defer e.pool.Put(w)
 	if w.ps == nil {
 		t.Fatal("no pseudonym cache")
@@ -41,7 +41,7 @@ func TestPseudonymCache(t *testing.T) {
 // control characters, quotes) with random matches.
 func TestAppendReplacedEscaped(t *testing.T) {
 	e := testEngine(t, StreamConfig{}, Options{})
-	w := e.pool.Get().(*work)
+	w := e.pool.Get()
 	defer e.pool.Put(w)
 	alphabet := []byte("ab \"\\\n\x01\x7f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xff\x80<@U1>")
 	r := rand.New(rand.NewPCG(5, 6))
@@ -80,7 +80,7 @@ func TestAppendReplacedEscaped(t *testing.T) {
 // appendUnindexed redacts src (valid JSON) walking over its bytes, without
 // the validator's root index.
 func (e *Engine) appendUnindexed(dst, src []byte, level Level, st *Stats) ([]byte, error) {
-	w := e.pool.Get().(*work)
+	w := e.pool.Get()
 	w.indexed = false
 	return e.redact(w, dst, unsafeString(src), level, st)
 }

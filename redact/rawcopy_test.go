@@ -15,7 +15,7 @@ import (
 // keep the raw bytes between the matches (escapes included) unchanged.
 func TestAppendReplacedEscapedRaw(t *testing.T) {
 	e := testEngine(t, StreamConfig{}, Options{})
-	w := e.pool.Get().(*work)
+	w := e.pool.Get()
 	defer e.pool.Put(w)
 	pieces := []string{"a", "b", " ", "@", `\n`, `\"`, `\\`, `\/`, `\t`, `\u0041`, `\u00e9`, `\ud83d\ude00`, `\ud800`, "é", "€", "😀", `\u003c@U1\u003e`}
 	r := rand.New(rand.NewPCG(7, 8))

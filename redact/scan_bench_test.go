@@ -9,7 +9,7 @@ import (
 func BenchmarkScanText(b *testing.B) {
 	evs := benchEvents(b, "chat")
 	e := testEngine(b, StreamConfig{}, Options{})
-	w := e.pool.Get().(*work)
+	w := e.pool.Get()
 	texts := make([][]byte, len(evs))
 	n := 0
 	for i, ev := range evs {

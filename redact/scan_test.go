@@ -35,7 +35,7 @@ var scanTestMasks = []detMask{maskAll, maskPII, maskCredentials, 1 << detMention
 // benchmark texts and random splices of both.
 func TestScanMatchesReference(t *testing.T) {
 	e := testEngine(t, StreamConfig{}, Options{})
-	w := e.pool.Get().(*work)
+	w := e.pool.Get()
 	defer e.pool.Put(w)
 	var texts [][]byte
 	for _, d := range loadCorpus(t) {
@@ -75,7 +75,7 @@ func FuzzScan(f *testing.F) {
 	}
 	e := testEngine(f, StreamConfig{}, Options{})
 	f.Fuzz(func(t *testing.T, text []byte) {
-		w := e.pool.Get().(*work)
+		w := e.pool.Get()
 		defer e.pool.Put(w)
 		for _, m := range scanTestMasks {
 			checkScanAgainstReference(t, w, text, m)

@@ -11,7 +11,7 @@ import (
 // editsForTest returns the sorted, merged edits of level lv on doc, found
 // by the path-tree walk (tree) or by walking the document once per rule.
 func (e *Engine) editsForTest(doc string, lv Level, tree bool) (string, error) {
-	w := e.pool.Get().(*work)
+	w := e.pool.Get()
 	defer e.pool.Put(w)
 	w.edits = w.edits[:0]
 	i := skipWS(doc, 0)
