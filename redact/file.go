@@ -60,17 +60,21 @@ func (w *work) fileTarget(s string, i, ve int, r *crule, seq int32) error {
 		v := skipWS(s, skipWS(s, ke)+1)
 		vend := valueEnd(s, v)
 		key := s[j+1 : ke-1]
-		switch {
-		case w.keyEq(key, "name"):
+		if strings.IndexByte(key, '\\') >= 0 {
+			w.keybuf = appendUnescaped(w.keybuf[:0], key)
+			key = unsafeString(w.keybuf)
+		}
+		switch key {
+		case "name":
 			w.add(edit{start: int32(v), end: int32(vend), act: actScan, mask: r.mask, seq: seq})
-		case w.keyEq(key, "content_b64"):
+		case "content_b64":
 			w.add(edit{start: int32(v), end: int32(vend), act: actFile, flags: flagFile, mask: r.mask, seq: seq})
-		case w.keyEq(key, "mimetype"):
+		case "mimetype":
 			if mime[0] >= 0 && s[mime[0]:mime[1]] != s[v:vend] {
 				conflict = true
 			}
 			mime = [2]int32{int32(v), int32(vend)}
-		case w.keyEq(key, "content_encoding"):
+		case "content_encoding":
 			if enc[0] >= 0 && s[enc[0]:enc[1]] != s[v:vend] {
 				conflict = true
 			}
