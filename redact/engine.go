@@ -170,7 +170,9 @@ func Compile(cfg StreamConfig, opts Options, keys *Keyring) (*Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redact: zstd decoder: %w", err)
 		}
-		e.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		// The fastest level, like gzip's in file.go: re-compression
+		// only keeps the content's encoding.
+		e.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
 		if err != nil {
 			return nil, fmt.Errorf("redact: zstd encoder: %w", err)
 		}
