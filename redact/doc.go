@@ -1,6 +1,9 @@
 // Package redact is anonproxy's byte-level JSON redaction and free-text
 // PII detection. It knows nothing about Kafka or consent: the stage decides
-// the Level of an event and calls Engine.AppendRedacted.
+// the Level of an event and calls Engine.AppendRedacted, or, having checked
+// the event once with Event.Check (valid JSON, valid UTF-8, nesting at most
+// MaxDepth, root members indexed) to read its ids before deciding,
+// Engine.AppendRedactedEvent.
 //
 // # Guarantees
 //
@@ -13,10 +16,12 @@
 //     replacement is a complete JSON value, correctly escaped (invalid
 //     UTF-8 inside a replaced string becomes U+FFFD).
 //   - Bytes outside replaced spans are identical to the input,
-//     including whitespace and key order. A replaced span is a whole
-//     value, except: a string whose text has a match and contains escapes
-//     is re-encoded as a whole; a dropped member's span includes one
-//     adjacent comma.
+//     including whitespace, key order and escapes (a scanned string with
+//     escapes keeps its raw bytes between matches). A replaced span is a
+//     whole value or a match inside a string, except: a dropped member's
+//     span includes one adjacent comma, and a truncated string (or one
+//     where a match would begin or end inside an escape sequence, or with
+//     a configured token that is not valid UTF-8) is re-encoded as a whole.
 //   - Fail closed: an event that cannot be redacted (bad base64, unknown
 //     or corrupt content_encoding, decompression beyond MaxFileBytes,
 //     nesting beyond MaxDepth under a scanned container) is an *Error with
@@ -26,7 +31,8 @@
 //   - Duplicate keys: every occurrence of a key matches a rule path, not
 //     only the first (gjson.Get picks the first, encoding/json the last), so
 //     no duplicate can smuggle an unredacted value past a rule. The stage
-//     reads tenant and user ids with gjson, i.e. the first occurrence.
+//     quarantines an event whose tenant or user id key occurs twice
+//     (Event.Member counts them).
 //   - Concurrency: an Engine is immutable after Compile and safe for
 //     concurrent use. A Stats is not: use one per goroutine and Add them.
 //   - Buffers: in the spirit of strconv.Append*, the caller owns dst and
