@@ -150,7 +150,9 @@ func BenchmarkBaselineGjsonValid(b *testing.B) {
 }
 
 // BenchmarkBaselineEncodingJSON is the naive approach: unmarshal into a
-// map, redact the chat fields (pseudonymize user_id, scan text), marshal.
+// map, redact the chat fields as the anonymized rules do (pseudonymize
+// user_id and channel_id, scan text and attachment names, remove binary
+// attachment content), marshal.
 func BenchmarkBaselineEncodingJSON(b *testing.B) {
 	_, engines := loadExample(b)
 	e := engines["chat"]
@@ -177,10 +179,27 @@ func naiveRedact(b *testing.B, w *work, ev []byte) {
 	if id, ok := m["channel_id"].(string); ok {
 		m["channel_id"] = string(appendPseudonym(nil, w.hm, w.sum, "k1", []byte(id)))
 	}
-	if t, ok := m["text"].(string); ok {
+	scan := func(t string) string {
 		w.sc.ms, w.sc.mask = w.sc.ms[:0], maskAll
 		w.sc.scan([]byte(t))
-		m["text"] = string(w.appendReplaced(nil, []byte(t), w.sc.ms, false, nil))
+		return string(w.appendReplaced(nil, []byte(t), w.sc.ms, false, nil))
+	}
+	if t, ok := m["text"].(string); ok {
+		m["text"] = scan(t)
+	}
+	// The file rule on attachments.#: the name scanned, binary content
+	// removed (the corpus's attachments are images).
+	if atts, ok := m["attachments"].([]any); ok {
+		for _, a := range atts {
+			if f, ok := a.(map[string]any); ok {
+				if n, ok := f["name"].(string); ok {
+					f["name"] = scan(n)
+				}
+				if mt, _ := f["mimetype"].(string); !strings.HasPrefix(mt, "text/") {
+					f["content_b64"] = nil
+				}
+			}
+		}
 	}
 	if _, err := json.Marshal(m); err != nil {
 		b.Fatal(err)
