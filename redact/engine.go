@@ -268,6 +268,8 @@ func (e *Engine) redact(w *work, dst []byte, s string, level Level, st *Stats) (
 }
 
 // release drops oversized buffers so one huge event does not pin memory.
+// The free list keeps every work it is given, for the life of the Engine,
+// so each buffer is capped here at what ordinary events need.
 func (w *work) release() {
 	const keep = 1 << 20
 	if cap(w.un) > keep {
@@ -276,8 +278,23 @@ func (w *work) release() {
 	if cap(w.out) > keep {
 		w.out = nil
 	}
+	if cap(w.keybuf) > keep {
+		w.keybuf = nil
+	}
+	if cap(w.idbuf) > keep {
+		w.idbuf = nil
+	}
 	if cap(w.root) > keep/16 {
 		w.root = nil
+	}
+	if cap(w.edits) > keep/64 {
+		w.edits = nil
+	}
+	if cap(w.marks) > keep/16 {
+		w.marks = nil
+	}
+	if cap(w.sc.ms) > keep/16 {
+		w.sc.ms = nil
 	}
 	w.f.release(keep)
 }
@@ -795,23 +812,27 @@ func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, st *Stats)
 // bytes, it is appendEscaped of the output of appendReplaced (esc false)
 // instead, which needs every token to be valid UTF-8.
 func (w *work) appendReplacedEscaped(dst []byte, raw string, t []byte, ms []match, st *Stats) []byte {
-	base := len(dst)
+	// Every boundary must map back first: the splice below counts each
+	// match in st as it writes it.
+	check := rawOffsets{marks: w.marks}
+	for _, m := range ms {
+		if _, ok := check.at(int(m.start)); !ok {
+			return w.appendReescaped(dst, t, ms, st)
+		}
+		if _, ok := check.at(int(m.end)); !ok {
+			return w.appendReescaped(dst, t, ms, st)
+		}
+	}
 	ro := rawOffsets{marks: w.marks}
 	prev := 0
 	for _, m := range ms {
-		r0, ok0 := ro.at(prev)
-		r1, ok1 := ro.at(int(m.start))
-		if !ok0 || !ok1 {
-			return w.appendReescaped(dst[:base], t, ms, st)
-		}
+		r0, _ := ro.at(prev)
+		r1, _ := ro.at(int(m.start))
 		dst = append(dst, raw[r0:r1]...)
 		dst = w.appendToken(dst, t, m, st)
 		prev = int(m.end)
 	}
-	r0, ok := ro.at(prev)
-	if !ok {
-		return w.appendReescaped(dst[:base], t, ms, st)
-	}
+	r0, _ := ro.at(prev)
 	return append(dst, raw[r0:]...)
 }
 

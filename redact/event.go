@@ -20,6 +20,7 @@ type Event struct {
 	src    string
 	root   []member
 	keybuf []byte
+	ok     bool // Check accepted src
 }
 
 var (
@@ -33,13 +34,14 @@ var (
 // The validation is iterative in nothing but nesting, which it bounds, so
 // hostile input cannot grow the stack.
 func (ev *Event) Check(src []byte) error {
-	ev.src = unsafeString(src)
+	ev.src, ev.ok = unsafeString(src), false
 	ev.root = ev.root[:0]
 	c := checker{hi: msb}
 	if len(src) > 0 && c.document(ev.src, MaxDepth, &ev.root) {
+		ev.ok = true
 		return nil
 	}
-	ev.src, ev.root = "", ev.root[:0]
+	ev.Reset()
 	switch {
 	case c.tooDeep:
 		return newError(ReasonTooDeep, -1, errTooDeep)
@@ -47,6 +49,12 @@ func (ev *Event) Check(src []byte) error {
 		return newError(ReasonInvalidJSON, -1, errNotUTF8)
 	}
 	return newError(ReasonInvalidJSON, -1, errNotEvent)
+}
+
+// Reset forgets the checked bytes (keeping ev's buffers), so that ev no
+// longer refers to them.
+func (ev *Event) Reset() {
+	ev.src, ev.root, ev.ok = "", ev.root[:0], false
 }
 
 // Member returns the raw JSON value of the member of the root object named
@@ -76,6 +84,9 @@ func (ev *Event) Member(key string) (raw string, n int) {
 func (e *Engine) AppendRedactedEvent(dst []byte, ev *Event, level Level, st *Stats) ([]byte, error) {
 	if level != LevelAllow && level != LevelAnonymized {
 		return dst, newError(ReasonInternal, -1, errors.New("invalid level"))
+	}
+	if !ev.ok { // never checked, or rejected: fail closed
+		return dst, newError(ReasonInternal, -1, errors.New("event not checked"))
 	}
 	w := e.pool.Get()
 	w.members, w.indexed = ev.root, true

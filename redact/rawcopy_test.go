@@ -60,3 +60,46 @@ func TestAppendReplacedEscapedRaw(t *testing.T) {
 		t.Error("the raw-copy path never kept an escape")
 	}
 }
+
+// TestAppendReplacedEscapedCounts: each match is counted once, also when a
+// boundary inside an escape's decoded bytes sends the splice to the
+// re-escaping path after matches were already seen.
+func TestAppendReplacedEscapedCounts(t *testing.T) {
+	e := testEngine(t, StreamConfig{}, Options{})
+	w := e.pool.Get()
+	defer e.pool.Put(w)
+	raw := `ab\u00e9cd`
+	w.marks = w.marks[:0]
+	text := unescape(nil, raw, &w.marks) // "ab" + é (2 bytes) + "cd"
+	// the second match starts inside é's two bytes
+	ms := []match{{start: 0, end: 1, det: detEmail}, {start: 3, end: 5, det: detEmail}}
+	var st Stats
+	w.appendReplacedEscaped(nil, raw, text, ms, &st)
+	if st.Detectors[detEmail] != 2 {
+		t.Errorf("counted %d matches, want 2", st.Detectors[detEmail])
+	}
+}
+
+// TestAppendRedactedEventUnchecked: an Event that Check did not accept
+// redacts to an error, never to output.
+func TestAppendRedactedEventUnchecked(t *testing.T) {
+	_, engines := loadExample(t)
+	e := engines["chat"]
+	var ev Event
+	if out, err := e.AppendRedactedEvent(nil, &ev, LevelAllow, nil); err == nil || ReasonOf(err) != ReasonInternal || len(out) != 0 {
+		t.Errorf("zero Event: %q, %v", out, err)
+	}
+	if ev.Check([]byte(`{"user_id":"U1","text":`)) == nil {
+		t.Fatal("truncated event accepted")
+	}
+	if out, err := e.AppendRedactedEvent(nil, &ev, LevelAllow, nil); err == nil || len(out) != 0 {
+		t.Errorf("rejected Event: %q, %v", out, err)
+	}
+	if err := ev.Check([]byte(`{"user_id":"U1","text":"hi"}`)); err != nil {
+		t.Fatal(err)
+	}
+	ev.Reset()
+	if _, err := e.AppendRedactedEvent(nil, &ev, LevelAllow, nil); err == nil {
+		t.Error("reset Event redacted")
+	}
+}
