@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -74,6 +73,7 @@ type stream struct {
 	userPath   string
 	tenantID   idPath
 	userID     idPath
+	categoryOf idPath
 	allow      map[string]bool
 }
 
@@ -91,7 +91,8 @@ func NewProcessor(cfg *Config, streams []StreamConfig, opts redact.Options, keys
 			return nil, fmt.Errorf("proxy: stream %s: %w", sc.Name, err)
 		}
 		s := &stream{cfg: sc, engine: eng, tenantPath: sc.TenantPath, userPath: sc.UserPath,
-			tenantID: newIDPath(sc.TenantPath), userID: newIDPath(sc.UserPath), allow: map[string]bool{}}
+			tenantID: newIDPath(sc.TenantPath), userID: newIDPath(sc.UserPath), categoryOf: newIDPath(sc.CategoryPath),
+			allow: map[string]bool{}}
 		for _, h := range sc.HeadersAllow {
 			s.allow[h] = true
 		}
@@ -177,6 +178,7 @@ func (p *Processor) Process(b *Batch, msgs []kafka.Message) error {
 		b.Outcomes = append(b.Outcomes, out)
 		b.Reasons = append(b.Reasons, reason)
 	}
+	b.ev.Reset() // no view of the last input outlives the call
 	p.finish(b, msgs)
 	return nil
 }
@@ -200,18 +202,21 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	// every later reader) and indexes the root's members for what follows.
 	ev := &b.ev
 	if err := ev.Check(m.Value); err != nil {
-		reason := redact.ReasonOf(err)
-		return p.quarantine(b, i, m, src, s, reason, errors.Unwrap(err).Error()), reason, nil
+		reason, detail := redact.ReasonOf(err), err.Error()
+		if cause := errors.Unwrap(err); cause != nil {
+			detail = cause.Error() // without the offset: "not valid UTF-8"
+		}
+		return p.quarantine(b, i, m, src, s, reason, detail), reason, nil
 	}
 	var tenant string
-	var tenants int
+	var tenantDup bool
 	if s.tenantPath != "" {
 		var ok bool
-		if tenant, tenants, ok = s.tenantID.at(ev); !ok {
+		if tenant, tenantDup, ok = s.tenantID.at(ev); !ok {
 			return p.quarantine(b, i, m, src, s, ReasonMissingTenant, "no tenant id at "+s.tenantPath), ReasonMissingTenant, nil
 		}
 	}
-	user, users, ok := s.userID.at(ev)
+	user, userDup, ok := s.userID.at(ev)
 	if !ok {
 		return p.quarantine(b, i, m, src, s, ReasonMissingUser, "no user id at "+s.userPath), ReasonMissingUser, nil
 	}
@@ -223,12 +228,15 @@ func (p *Processor) one(b *Batch, i int, m *kafka.Message, now time.Time) (Outco
 	}
 	// A repeated id key would let one parser see one subject and another a
 	// different one: quarantine rather than guess which one consent covers.
-	if tenants > 1 || users > 1 {
+	if tenantDup || userDup {
 		return p.quarantine(b, i, m, src, s, ReasonDuplicateID, "tenant or user id key given twice"), ReasonDuplicateID, nil
 	}
 	category := s.cfg.Category
 	if s.cfg.CategoryPath != "" {
-		v := gjson.Get(ev.Source(), s.cfg.CategoryPath)
+		v, dup := s.categoryOf.value(ev)
+		if dup {
+			return p.quarantine(b, i, m, src, s, ReasonUnknownCategory, "category key given twice"), ReasonUnknownCategory, nil
+		}
 		c, ok := s.cfg.Categories[v.Str]
 		if v.Type != gjson.String || !ok {
 			return p.quarantine(b, i, m, src, s, ReasonUnknownCategory, "category value not in categories"), ReasonUnknownCategory, nil
@@ -289,41 +297,106 @@ func carriedBytes(m *kafka.Message, s *stream) int {
 	return n
 }
 
-// idPath reads an id (a string or a number) from a checked event.
+// idPath reads a value (an id, a category) from a checked event along a
+// plain gjson path (config check allows no modifiers, pipes, wildcards or
+// '#'): keys separated by '.', '\\' escaping the next character, a number
+// indexing an array. It walks the path itself rather than asking gjson, so
+// that it can see every member that carries a segment's name: a key given
+// twice at any level would let one parser read one value and another a
+// different one.
 type idPath struct {
-	path string // gjson path
-	top  string // its first segment, a member of the root: must occur once
-	// simple: the path is just the top-level member name, read from the
-	// event's index rather than by gjson.
-	simple bool
+	segs []string // unescaped
 }
 
 func newIDPath(path string) idPath {
-	top := path
-	if i := strings.IndexByte(path, '.'); i >= 0 {
-		top = path[:i]
+	var segs []string
+	var seg []byte
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '\\' && i+1 < len(path):
+			i++
+			seg = append(seg, path[i])
+		case c == '.':
+			segs, seg = append(segs, string(seg)), seg[:0]
+		default:
+			seg = append(seg, c)
+		}
 	}
-	return idPath{path: path, top: top, simple: !strings.ContainsAny(path, ".*?\\|#@!=<>%~[]{}()\"`'")}
+	return idPath{segs: append(segs, string(seg))}
 }
 
-// at returns the id, how many root members are named like the path's first
-// segment, and whether there is an id: a non-empty string or a number.
-// The id is a view into the event unless the JSON string has escapes.
-func (p idPath) at(ev *redact.Event) (string, int, bool) {
-	raw, n := ev.Member(p.top)
-	var v gjson.Result
-	if p.simple {
-		v = gjson.Parse(raw)
-	} else {
-		v = gjson.Get(ev.Source(), p.path)
-	}
+// at returns the id at the path, whether some object along it names a
+// segment more than once, and whether there is an id: a non-empty string
+// or a number. The first member of a name is followed, as gjson does. The
+// id is a view into the event unless the JSON string has escapes.
+func (p idPath) at(ev *redact.Event) (id string, dup, ok bool) {
+	v, dup := p.value(ev)
 	switch v.Type {
 	case gjson.String:
-		return v.Str, n, v.Str != ""
+		return v.Str, dup, v.Str != ""
 	case gjson.Number:
-		return v.Raw, n, true
+		return v.Raw, dup, true
 	}
-	return "", n, false
+	return "", dup, false
+}
+
+// value returns the value at the path (Type Null if there is none) and
+// whether some object along it names a segment more than once.
+func (p idPath) value(ev *redact.Event) (v gjson.Result, dup bool) {
+	raw, n := ev.Member(p.segs[0]) // the root's index, no pass over the bytes
+	if n == 0 {
+		raw = p.step(ev.Source(), p.segs[0], &dup) // a root array, or no such member
+	}
+	dup = dup || n > 1
+	for _, seg := range p.segs[1:] {
+		if raw == "" {
+			break
+		}
+		raw = p.step(raw, seg, &dup)
+	}
+	if raw == "" {
+		return gjson.Result{}, dup
+	}
+	return gjson.Parse(raw), dup
+}
+
+// step returns the raw value under seg of the object or array raw ("" if
+// none), setting *dup if an object has seg more than once.
+func (p idPath) step(raw, seg string, dup *bool) string {
+	v := gjson.Parse(raw)
+	switch {
+	case v.IsObject():
+		var first string
+		n := 0
+		v.ForEach(func(k, val gjson.Result) bool {
+			if k.Str == seg {
+				if n == 0 {
+					first = val.Raw
+				}
+				n++
+			}
+			return true
+		})
+		*dup = *dup || n > 1
+		return first
+	case v.IsArray():
+		idx, err := strconv.Atoi(seg)
+		if err != nil || idx < 0 {
+			return ""
+		}
+		var at string
+		k := 0
+		v.ForEach(func(_, val gjson.Result) bool {
+			if k == idx {
+				at = val.Raw
+				return false
+			}
+			k++
+			return true
+		})
+		return at
+	}
+	return ""
 }
 
 func (b *Batch) appendSource(m *kafka.Message) span {

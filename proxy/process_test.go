@@ -171,3 +171,47 @@ func BenchmarkProcessor(b *testing.B) {
 		})
 	}
 }
+
+// TestProcessorNestedIDPaths: ids and the category read along nested, escaped
+// and array-index paths, and a key given twice at any level of such a path
+// quarantines the event (one parser would read one subject, another a
+// different one).
+func TestProcessorNestedIDPaths(t *testing.T) {
+	_, cfg := newProcessor(t, nil)
+	sc := cfg.Streams[0] // chat
+	sc.TenantPath, sc.UserPath = `org.id`, `who\.am\.i.0`
+	sc.Category, sc.CategoryPath, sc.Categories = "", "meta.kind", map[string]string{"dm": "chat"}
+	table := consent.NewTable(cfg.Policy, "chat", "files", "messages")
+	table.Apply([]byte(consent.TenantKey("T-allow")), []byte(`{"default":"allow"}`), 0, 0)
+	table.Apply([]byte(consent.UserKey("T-allow", "U2")), []byte(`{"default":"deny"}`), 0, 1)
+	table.MarkReady()
+	p, err := proxy.NewProcessor(&cfg.Stage, []proxy.StreamConfig{sc}, cfg.Redaction, testKeys(t), table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, event string
+		want        proxy.Outcome
+		reason      string
+	}{
+		{"nested ids", `{"org":{"id":"T-allow"},"who.am.i":["U1","U2"],"meta":{"kind":"dm"}}`, proxy.Forwarded, ""},
+		{"other user of the tenant", `{"org":{"id":"T-allow"},"who.am.i":["U2"],"meta":{"kind":"dm"}}`, proxy.Denied, ""},
+		{"nested duplicate tenant", `{"org":{"id":"T-allow","id":"T-x"},"who.am.i":["U1"],"meta":{"kind":"dm"}}`, proxy.Quarantined, proxy.ReasonDuplicateID},
+		{"duplicate parent", `{"org":{"id":"T-allow"},"org":{"id":"T-x"},"who.am.i":["U1"],"meta":{"kind":"dm"}}`, proxy.Quarantined, proxy.ReasonDuplicateID},
+		{"escaped key duplicate", `{"org":{"id":"T-allow"},"who.am.i":["U1"],"who\u002eam.i":["U9"],"meta":{"kind":"dm"}}`, proxy.Quarantined, proxy.ReasonDuplicateID},
+		{"duplicate category", `{"org":{"id":"T-allow"},"who.am.i":["U1"],"meta":{"kind":"dm","kind":"x"}}`, proxy.Quarantined, proxy.ReasonUnknownCategory},
+		{"numeric category", `{"org":{"id":"T-allow"},"who.am.i":["U1"],"meta":{"kind":1}}`, proxy.Quarantined, proxy.ReasonUnknownCategory},
+		{"index out of range", `{"org":{"id":"T-allow"},"who.am.i":[],"meta":{"kind":"dm"}}`, proxy.Quarantined, proxy.ReasonMissingUser},
+		{"not an object", `{"org":"T-allow","who.am.i":["U1"],"meta":{"kind":"dm"}}`, proxy.Quarantined, proxy.ReasonMissingTenant},
+	}
+	var b proxy.Batch
+	for _, c := range cases {
+		msgs := []kafka.Message{{Topic: sc.Input, Value: []byte(c.event)}}
+		if err := p.Process(&b, msgs); err != nil {
+			t.Fatal(err)
+		}
+		if b.Outcomes[0] != c.want || b.Reasons[0] != c.reason {
+			t.Errorf("%s: outcome %v %q, want %v %q", c.name, b.Outcomes[0], b.Reasons[0], c.want, c.reason)
+		}
+	}
+}
