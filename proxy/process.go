@@ -344,8 +344,8 @@ func (p idPath) at(ev *redact.Event) (id string, dup, ok bool) {
 // whether some object along it names a segment more than once.
 func (p idPath) value(ev *redact.Event) (v gjson.Result, dup bool) {
 	raw, n := ev.Member(p.segs[0]) // the root's index, no pass over the bytes
-	if n == 0 {
-		raw = p.step(ev.Source(), p.segs[0], &dup) // a root array, or no such member
+	if n == 0 && gjson.Parse(ev.Source()).IsArray() {
+		raw = p.step(ev.Source(), p.segs[0], &dup) // an index into a root array
 	}
 	dup = dup || n > 1
 	for _, seg := range p.segs[1:] {

@@ -115,7 +115,7 @@ func TestProcessorOutcomes(t *testing.T) {
 // event in steady state.
 func TestProcessorAllocs(t *testing.T) {
 	if raceEnabled {
-		t.Skip("the race detector drops sync.Pool items at random, so allocations are not steady")
+		t.Skip("allocation counts are meaningless under -race; scripts/test.sh runs this without it")
 	}
 	p, cfg := newProcessor(t, map[string]string{"t:T1": `{"default":"anonymized"}`, "t:T2": `{"default":"allow"}`, "t:T3": `{"default":"deny"}`})
 	chat, _ := cfg.Stream("chat")

@@ -866,14 +866,10 @@ func (w *work) appendReplaced(dst, t []byte, ms []match, esc bool, st *Stats) []
 	prev := 0
 	for _, m := range ms {
 		dst = append(dst, t[prev:m.start]...)
-		st.det(m.det)
-		if m.det == detMention {
-			dst = append(dst, '<', '@')
-			dst = w.appendPseudonym(dst, t[m.start+2:m.aux])
-			dst = append(dst, '>')
-		} else if esc {
-			dst = append(dst, w.e.tokEsc[m.det]...)
+		if esc || m.det == detMention { // a pseudonym needs no escaping
+			dst = w.appendToken(dst, t, m, st)
 		} else {
+			st.det(m.det)
 			dst = append(dst, w.e.tokens[m.det]...)
 		}
 		prev = int(m.end)
