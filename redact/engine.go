@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -151,8 +152,8 @@ func Compile(cfg StreamConfig, opts Options, keys *Keyring) (*Engine, error) {
 		return out
 	}
 	always := compile(cfg.Always)
-	e.rules[LevelAllow] = always
-	e.rules[LevelAnonymized] = append(compile(cfg.Anonymized), always...)
+	e.rules[LevelAllow] = foldRules(always)
+	e.rules[LevelAnonymized] = foldRules(append(compile(cfg.Anonymized), always...))
 	for _, lv := range []Level{LevelAllow, LevelAnonymized} {
 		e.trees[lv] = buildPathTree(e.rules[lv])
 	}
@@ -187,6 +188,30 @@ func Compile(cfg StreamConfig, opts Options, keys *Keyring) (*Engine, error) {
 		return w
 	}
 	return e, nil
+}
+
+// foldRules folds a scan or file rule into an earlier one with the same
+// path and action: their edits have the same spans, and mergeEdits would
+// combine them into one with the union of their detectors anyway, after
+// walking the value twice. (The reference configuration scans text with
+// every detector at level anonymized and with the credential detectors
+// always.)
+func foldRules(rules []crule) []crule {
+	out := rules[:0:0]
+next:
+	for _, r := range rules {
+		if r.act == actScan || r.act == actFile {
+			for k := range out {
+				o := &out[k]
+				if o.act == r.act && o.maxLen == r.maxLen && slices.Equal(o.segs, r.segs) {
+					o.mask |= r.mask
+					continue next
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // edit is one replaced span [start, end) of the input.
@@ -313,8 +338,21 @@ func (w *work) run(dst []byte, s string, rules []crule, tree *pathNode, st *Stat
 	base := len(dst)
 	prev := 0
 	var err error
+	mi := 0 // w.members and w.edits are both in document order
 	for k := range w.edits {
 		ed := &w.edits[k]
+		esc := escUnknown
+		if w.indexed {
+			for mi < len(w.members) && w.members[mi].val < ed.start {
+				mi++
+			}
+			if mi < len(w.members) && w.members[mi].val == ed.start {
+				esc = escNone
+				if w.members[mi].strEsc {
+					esc = escSome
+				}
+			}
+		}
 		dst = append(dst, s[prev:ed.start]...)
 		if ed.flags&flagPrevComma != 0 {
 			j := len(dst) - 1
@@ -325,7 +363,7 @@ func (w *work) run(dst []byte, s string, rules []crule, tree *pathNode, st *Stat
 				dst = dst[:j]
 			}
 		}
-		dst, err = w.apply(dst, s, ed, st)
+		dst, err = w.apply(dst, s, ed, esc, st)
 		if err != nil {
 			return dst[:base], err
 		}
@@ -488,7 +526,7 @@ func (w *work) walkRoot(s string, rules []crule, n *pathNode) error {
 	}
 	for _, m := range w.members {
 		key := s[m.key+1 : m.keyEnd-1]
-		if strings.IndexByte(key, '\\') >= 0 {
+		if m.keyEsc {
 			w.keybuf = appendUnescaped(w.keybuf[:0], key)
 			key = unsafeString(w.keybuf)
 		}
@@ -696,8 +734,25 @@ func (w *work) mergeEdits() {
 	w.edits = out
 }
 
-// apply appends the replacement for ed.
-func (w *work) apply(dst []byte, s string, ed *edit, st *Stats) ([]byte, error) {
+// escHint tells whether a string value has escapes, if the index knows.
+type escHint uint8
+
+const (
+	escUnknown escHint = iota
+	escNone
+	escSome
+)
+
+// escaped reports whether the content of a raw JSON string has escapes.
+func (h escHint) escaped(content string) bool {
+	if h == escUnknown {
+		return strings.IndexByte(content, '\\') >= 0
+	}
+	return h == escSome
+}
+
+// apply appends the replacement for ed; esc is about the value it replaces.
+func (w *work) apply(dst []byte, s string, ed *edit, esc escHint, st *Stats) ([]byte, error) {
 	raw := s[ed.start:ed.end]
 	switch ed.act {
 	case actDrop:
@@ -710,9 +765,9 @@ func (w *work) apply(dst []byte, s string, ed *edit, st *Stats) ([]byte, error) 
 		st.act(actReplace)
 		return append(dst, ed.value...), nil
 	case actMask:
-		return w.mask(dst, raw, int(ed.keep), st), nil
+		return w.mask(dst, raw, int(ed.keep), esc, st), nil
 	case actPseudonymize:
-		return w.pseudonymize(dst, raw, st), nil
+		return w.pseudonymize(dst, raw, esc, st), nil
 	case actFile:
 		if ed.flags&flagFile != 0 {
 			return w.file(dst, s, ed, st)
@@ -721,7 +776,7 @@ func (w *work) apply(dst []byte, s string, ed *edit, st *Stats) ([]byte, error) 
 	}
 	// scan / truncate
 	if raw[0] == '"' {
-		return w.text(dst, raw, ed.mask, int(ed.maxLen), st), nil
+		return w.text(dst, raw, ed.mask, int(ed.maxLen), esc, st), nil
 	}
 	if ed.mask != 0 && raw[0] != '{' && raw[0] != '[' && raw[0] != 't' && raw[0] != 'f' && raw[0] != 'n' {
 		// a number: scan its text; if anything matches it becomes a string
@@ -740,9 +795,9 @@ func (w *work) apply(dst []byte, s string, ed *edit, st *Stats) ([]byte, error) 
 
 // stringText returns the text a raw JSON string encodes, unescaping into
 // w.un only if needed.
-func (w *work) stringText(raw string) []byte {
+func (w *work) stringText(raw string, esc escHint) []byte {
 	content := raw[1 : len(raw)-1]
-	if strings.IndexByte(content, '\\') < 0 {
+	if !esc.escaped(content) {
 		return unsafeBytes(content)
 	}
 	w.un = appendUnescaped(w.un[:0], content)
@@ -750,9 +805,9 @@ func (w *work) stringText(raw string) []byte {
 }
 
 // text scans and/or truncates a string value.
-func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, st *Stats) []byte {
+func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, esc escHint, st *Stats) []byte {
 	content := raw[1 : len(raw)-1]
-	escaped := strings.IndexByte(content, '\\') >= 0
+	escaped := esc.escaped(content)
 	t := unsafeBytes(content)
 	if escaped {
 		w.marks = w.marks[:0]
@@ -878,11 +933,11 @@ func (w *work) appendReplaced(dst, t []byte, ms []match, esc bool, st *Stats) []
 }
 
 // mask keeps the last keep characters of a string or number.
-func (w *work) mask(dst []byte, raw string, keep int, st *Stats) []byte {
+func (w *work) mask(dst []byte, raw string, keep int, esc escHint, st *Stats) []byte {
 	var t []byte
 	switch raw[0] {
 	case '"':
-		t = w.stringText(raw)
+		t = w.stringText(raw, esc)
 	case '{', '[', 't', 'f':
 		st.act(actMask)
 		return append(dst, "null"...)
@@ -907,11 +962,11 @@ func (w *work) mask(dst []byte, raw string, keep int, st *Stats) []byte {
 // pseudonymize replaces a string or number with its keyed pseudonym. An
 // email address ("a@b.c" or "Name <a@b.c>") is pseudonymized as the
 // lower-cased address, so the same mailbox gives the same pseudonym.
-func (w *work) pseudonymize(dst []byte, raw string, st *Stats) []byte {
+func (w *work) pseudonymize(dst []byte, raw string, esc escHint, st *Stats) []byte {
 	var t []byte
 	switch raw[0] {
 	case '"':
-		t = w.stringText(raw)
+		t = w.stringText(raw, esc)
 	case '{', '[':
 		st.act(actPseudonymize)
 		return append(dst, "null"...)

@@ -202,3 +202,28 @@ func TestKeyring(t *testing.T) {
 		t.Errorf("pseudonyms %q %q", p1, p2)
 	}
 }
+
+// TestFoldRules checks that scan and file rules on one path become one
+// rule with the union of their detectors, and that a structural rule on
+// the path still wins over a scan rule.
+func TestFoldRules(t *testing.T) {
+	e := testEngine(t, StreamConfig{
+		Anonymized: []Rule{{Path: "t", Action: "scan", Detectors: []string{"email"}}, {Path: "u", Action: "pseudonymize"}, {Path: "f", Action: "file", Detectors: []string{"email"}}},
+		Always:     []Rule{{Path: "t", Action: "scan", Detectors: []string{"phone"}}, {Path: "u", Action: "scan"}, {Path: "f", Action: "file", Detectors: []string{"credentials"}}},
+	}, Options{})
+	if got := len(e.rules[LevelAnonymized]); got != 4 { // t, u (pseudonymize), f, u (scan)
+		t.Fatalf("%d rules at anonymized, want 4 (scan and file rules folded)", got)
+	}
+	in := `{"t":"a@b.io or +1 415-555-2671, ghp_0123456789abcdefghijklmnopqrstuvwxyzAB","u":"a@b.io","f":{"name":"x@y.io +1 415-555-2671 ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"}}`
+	out, err := e.AppendRedacted(nil, []byte(in), LevelAnonymized, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"t":"[EMAIL] or [PHONE], ghp_0123456789abcdefghijklmnopqrstuvwxyzAB","u":"`
+	if !strings.HasPrefix(string(out), want) {
+		t.Errorf("got  %s\nwant %s...", out, want)
+	}
+	if wantF := `"f":{"name":"[EMAIL] +1 415-555-2671 [SECRET]"}}`; !strings.HasSuffix(string(out), wantF) {
+		t.Errorf("got  %s\nwant ...%s", out, wantF)
+	}
+}

@@ -2,7 +2,6 @@ package redact
 
 import (
 	"errors"
-	"strings"
 )
 
 // Event is an event checked once for everything the stage needs before it
@@ -65,7 +64,7 @@ func (ev *Event) Member(key string) (raw string, n int) {
 	s := ev.src
 	for _, m := range ev.root {
 		k := s[m.key+1 : m.keyEnd-1]
-		if strings.IndexByte(k, '\\') >= 0 {
+		if m.keyEsc {
 			ev.keybuf = appendUnescaped(ev.keybuf[:0], k)
 			k = unsafeString(ev.keybuf)
 		}

@@ -56,11 +56,11 @@ func (w *work) fileTarget(s string, i, ve int, r *crule, seq int32) error {
 	conflict := false
 	j := skipWS(s, i+1)
 	for j < len(s) && s[j] == '"' {
-		ke := stringEnd(s, j)
+		ke, esc := keyEnd(s, j)
 		v := skipWS(s, skipWS(s, ke)+1)
 		vend := valueEnd(s, v)
 		key := s[j+1 : ke-1]
-		if strings.IndexByte(key, '\\') >= 0 {
+		if esc {
 			w.keybuf = appendUnescaped(w.keybuf[:0], key)
 			key = unsafeString(w.keybuf)
 		}

@@ -37,6 +37,7 @@ type checker struct {
 	hi      uint64 // msb when checking UTF-8: stop at non-ASCII bytes in strings
 	badUTF8 bool
 	tooDeep bool
+	esc     bool // an escape was met since it was last cleared
 }
 
 const (
@@ -110,20 +111,23 @@ func (c *checker) object(s string, i, depth int, rec *[]member) (int, bool) {
 		}
 		k := i
 		var ok bool
+		c.esc = false
 		if i, ok = c.str(s, i+1); !ok {
 			return i, false
 		}
-		ke := i
+		ke, keyEsc := i, c.esc
 		i = skipWS(s, i)
 		if i >= len(s) || s[i] != ':' {
 			return i, false
 		}
 		v := skipWS(s, i+1)
+		c.esc = false
 		if i, ok = c.value(s, v, depth); !ok {
 			return i, false
 		}
 		if rec != nil {
-			*rec = append(*rec, member{key: int32(k), keyEnd: int32(ke), val: int32(v), valEnd: int32(i)})
+			*rec = append(*rec, member{key: int32(k), keyEnd: int32(ke), val: int32(v), valEnd: int32(i),
+				keyEsc: keyEsc, strEsc: c.esc && s[v] == '"'})
 		}
 		i = skipWS(s, i)
 		if i >= len(s) {
@@ -185,6 +189,7 @@ func (c *checker) str(s string, i int) (int, bool) {
 		case b == '"':
 			return i + 1, true
 		case b == '\\':
+			c.esc = true
 			if i+1 >= len(s) {
 				return i, false
 			}
@@ -260,7 +265,9 @@ func validNumber(s string, i int) (int, bool) {
 
 // member is one member of the root object, as offsets into the document:
 // the key's opening quote, the end of the key (after its closing quote),
-// and the value [val, valEnd).
+// and the value [val, valEnd); and whether the key, and the value if it is
+// a string, have escapes (so that readers need not look for them again).
 type member struct {
 	key, keyEnd, val, valEnd int32
+	keyEsc, strEsc           bool
 }
