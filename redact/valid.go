@@ -174,13 +174,18 @@ func (c *checker) array(s string, i, depth int) (int, bool) {
 func (c *checker) str(s string, i int) (int, bool) {
 	hi := c.hi
 	for {
-		for i+8 <= len(s) {
+		// Eight bytes at a time; past the first 16 (most keys and short
+		// values end sooner), 32 at a time where the CPU can.
+		for k := 0; i+8 <= len(s); k++ {
 			x := binary.LittleEndian.Uint64(unsafeBytes(s[i : i+8]))
 			if m := stringSpecial(x) | x&hi; m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
 			i += 8
+			if k == 1 {
+				i += specialBlocks(s[i:], hi != 0)
+			}
 		}
 		if i >= len(s) {
 			return i, false
