@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -380,6 +381,29 @@ type pathNode struct {
 	ends []int32     // rules whose path ends here, ascending
 	keys []pathChild // segKey segments below
 	each *pathNode   // the '#' segment below
+	// byLen[l] has bit c set if keys[c].key is l bytes long (the last
+	// entry stands for every longer length), so that a member whose key
+	// length no child has costs one lookup instead of a comparison per
+	// child. Only for nodes of at most 64 children.
+	byLen [32]uint64
+}
+
+// child returns the child whose key is key, or nil.
+func (n *pathNode) child(key string) *pathNode {
+	if len(n.keys) > 64 {
+		for c := range n.keys {
+			if n.keys[c].key == key {
+				return n.keys[c].node
+			}
+		}
+		return nil
+	}
+	for set := n.byLen[min(len(key), len(n.byLen)-1)]; set != 0; set &= set - 1 {
+		if c := &n.keys[bits.TrailingZeros64(set)]; c.key == key {
+			return c.node
+		}
+	}
+	return nil
 }
 
 type pathChild struct {
@@ -409,6 +433,9 @@ func buildPathTree(rules []crule) *pathNode {
 			}
 			if next == nil {
 				next = &pathNode{}
+				if len(n.keys) < 64 {
+					n.byLen[min(len(seg.key), len(n.byLen)-1)] |= 1 << len(n.keys)
+				}
 				n.keys = append(n.keys, pathChild{key: seg.key, index: seg.index, node: next})
 			}
 			n = next
@@ -475,12 +502,9 @@ func (w *work) walkTree(s string, i, ve int, rules []crule, n *pathNode, mstart 
 				w.keybuf = appendUnescaped(w.keybuf[:0], key)
 				key = unsafeString(w.keybuf)
 			}
-			for c := range n.keys {
-				if n.keys[c].key == key {
-					if err := w.walkTree(s, v, ve, rules, n.keys[c].node, j); err != nil {
-						return err
-					}
-					break // keys in a node are distinct
+			if c := n.child(key); c != nil {
+				if err := w.walkTree(s, v, ve, rules, c, j); err != nil {
+					return err
 				}
 			}
 			j = skipWS(s, ve)
@@ -530,12 +554,9 @@ func (w *work) walkRoot(s string, rules []crule, n *pathNode) error {
 			w.keybuf = appendUnescaped(w.keybuf[:0], key)
 			key = unsafeString(w.keybuf)
 		}
-		for c := range n.keys {
-			if n.keys[c].key == key {
-				if err := w.walkTree(s, int(m.val), int(m.valEnd), rules, n.keys[c].node, int(m.key)); err != nil {
-					return err
-				}
-				break // keys in a node are distinct
+		if c := n.child(key); c != nil {
+			if err := w.walkTree(s, int(m.val), int(m.valEnd), rules, c, int(m.key)); err != nil {
+				return err
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package redact
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -225,5 +226,35 @@ func TestFoldRules(t *testing.T) {
 	}
 	if wantF := `"f":{"name":"[EMAIL] +1 415-555-2671 [SECRET]"}}`; !strings.HasSuffix(string(out), wantF) {
 		t.Errorf("got  %s\nwant ...%s", out, wantF)
+	}
+}
+
+// TestPathNodeChild checks the child lookup by key length against a linear
+// search, for nodes under and over the 64 children the length index
+// serves, with keys of equal lengths, longer than 31 bytes and empty.
+func TestPathNodeChild(t *testing.T) {
+	for _, n := range []int{1, 3, 64, 65, 130} {
+		var rules []crule
+		var keys []string
+		for k := range n {
+			key := strings.Repeat("k", k%40) + fmt.Sprint(k)
+			if k == 0 {
+				key = ""
+			}
+			keys = append(keys, key)
+			rules = append(rules, crule{segs: []segment{{kind: segKey, key: key, index: -1}}})
+		}
+		root := buildPathTree(rules)
+		for k, key := range keys {
+			c := root.child(key)
+			if c == nil || len(c.ends) != 1 || c.ends[0] != int32(k) {
+				t.Fatalf("%d children: child(%q) = %v, want the node of rule %d", n, key, c, k)
+			}
+		}
+		for _, key := range []string{"x", "k", strings.Repeat("k", 50), "kk1"} {
+			if c := root.child(key); c != nil {
+				t.Fatalf("%d children: child(%q) found a node", n, key)
+			}
+		}
 	}
 }

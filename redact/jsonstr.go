@@ -12,8 +12,11 @@ import (
 // they only need to find boundaries, not to diagnose errors. Each returns a
 // position inside or at the end of s and never panics on valid input.
 
+// skipWS returns the position of the first non-whitespace byte at or
+// after i. Every JSON whitespace byte is at most ' ', so one comparison
+// settles the common case of compact JSON.
 func skipWS(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+	for i < len(s) && s[i] <= ' ' && isWS(s[i]) {
 		i++
 	}
 	return i

@@ -116,11 +116,18 @@ func (c *checker) object(s string, i, depth int, rec *[]member) (int, bool) {
 			return i, false
 		}
 		ke, keyEsc := i, c.esc
-		i = skipWS(s, i)
+		// Compact JSON has no whitespace around ':' and ','; look for
+		// the punctuation first and skip whitespace only if it is not
+		// there.
 		if i >= len(s) || s[i] != ':' {
-			return i, false
+			if i = skipWS(s, i); i >= len(s) || s[i] != ':' {
+				return i, false
+			}
 		}
-		v := skipWS(s, i+1)
+		v := i + 1
+		if v < len(s) && s[v] <= ' ' {
+			v = skipWS(s, v)
+		}
 		c.esc = false
 		if i, ok = c.value(s, v, depth); !ok {
 			return i, false
@@ -129,7 +136,9 @@ func (c *checker) object(s string, i, depth int, rec *[]member) (int, bool) {
 			*rec = append(*rec, member{key: int32(k), keyEnd: int32(ke), val: int32(v), valEnd: int32(i),
 				keyEsc: keyEsc, strEsc: c.esc && s[v] == '"'})
 		}
-		i = skipWS(s, i)
+		if i < len(s) && s[i] <= ' ' {
+			i = skipWS(s, i)
+		}
 		if i >= len(s) {
 			return i, false
 		}
@@ -137,7 +146,10 @@ func (c *checker) object(s string, i, depth int, rec *[]member) (int, bool) {
 		case '}':
 			return i + 1, true
 		case ',':
-			i = skipWS(s, i+1)
+			i++
+			if i < len(s) && s[i] <= ' ' {
+				i = skipWS(s, i)
+			}
 		default:
 			return i, false
 		}
