@@ -18,8 +18,8 @@ import (
 const (
 	psMaxID   = 40                                       // longer ids bypass the cache
 	psHashLen = (pseudonymHashBytes*8 + 5) / 6           // base64url characters, no padding
-	psSets    = 512                                      // power of two
-	psWays    = 2                                        // most recently inserted first
+	psSets    = 256                                      // power of two
+	psWays    = 4                                        // most recently inserted first
 	_         = uint(64 - (1 + psMaxID + psHashLen + 1)) // an entry fits in 64 bytes
 )
 
