@@ -185,8 +185,14 @@ func (sc *scanner) slow(t []byte, lo, a int) int {
 	for r > lo && a-r < maxRun && ctab[t[r-1]]&cLocal != 0 {
 		r--
 	}
-	for b := a; b > lo && a-b < 40 && ctab[t[b-1]]&cB64 != 0; {
-		b--
+	// The base64 run reaches further back than the local-part run only
+	// through a '/' (the one base64 byte that is not a local-part byte)
+	// right before r, and only if r is within 40 bytes of a.
+	if r > lo && a-r < 40 && t[r-1] == '/' {
+		b := a
+		for b > lo && a-b < 40 && ctab[t[b-1]]&cB64 != 0 {
+			b--
+		}
 		r = min(r, b)
 	}
 	// The reference loop steps at word boundaries only (lo is one).
