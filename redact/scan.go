@@ -1,6 +1,10 @@
 package redact
 
-import "strings"
+import (
+	"encoding/binary"
+	"math/bits"
+	"strings"
+)
 
 // Free-text scanning: one forward pass over the text. At every word start
 // (an ASCII letter or digit not preceded by one) and at a few punctuation
@@ -176,34 +180,69 @@ func midWord(t []byte, i int) bool {
 //
 // A byte affects earlier word starts only through word: a word's
 // local-part run (at most maxRun bytes) may end at '@', ':' or '=' (email,
-// URL, IPv6, secret parameter), and an AWS secret is a 40-byte base64 run
-// with an upper-case letter in it. So the replay starts where the
-// local-part run or the base64 run around a starts, whichever is earlier:
-// a later trigger in the same run is then handled by this replay.
+// URL, IPv6, secret parameter). So the replay starts where the local-part
+// run around a starts: a later trigger in the same run is then handled by
+// this replay.
+//
+// A byte also affects later word starts through the AWS secret detector,
+// which needs "secret" in the 64 bytes before its match: an "ecr" whose
+// 'c' is at p allows a secret at word starts up to p+62 (see
+// secretReach), so the replay goes on at least that far, for every such
+// p it passes (each extension may pass another).
 func (sc *scanner) slow(t []byte, lo, a int) int {
 	r := a
 	for r > lo && a-r < maxRun && ctab[t[r-1]]&cLocal != 0 {
 		r--
 	}
-	// The base64 run reaches further back than the local-part run only
-	// through a '/' (the one base64 byte that is not a local-part byte)
-	// right before r, and only if r is within 40 bytes of a.
-	if r > lo && a-r < 40 && t[r-1] == '/' {
-		b := a
-		for b > lo && a-b < 40 && ctab[t[b-1]]&cB64 != 0 {
-			b--
-		}
-		r = min(r, b)
-	}
 	// The reference loop steps at word boundaries only (lo is one).
 	for r > lo && midWord(t, r) {
 		r++
 	}
-	i := r
-	for i < len(t) && (i <= a || midWord(t, i)) {
-		i = sc.step(t, i)
+	i, until := r, a
+	// Before a there is no trigger, so no "ecr" either: the replay needs
+	// to look for them only from a on.
+	for from := a; ; from = i {
+		for i < len(t) && (i <= until || midWord(t, i)) {
+			i = sc.step(t, i)
+		}
+		if !sc.mask.has(detAWSSecret) {
+			return i
+		}
+		u := secretReach(t, from, i)
+		if u <= until {
+			return i
+		}
+		until = u
 	}
-	return i
+}
+
+// secretReach returns the last word start an AWS secret may have because
+// of an "ecr" (any case) whose 'c' is in [from, to), or -1 if there is none:
+// the "secret" around it must be in the 64 bytes before the secret (see
+// awsSecret), so that is 62 bytes after the 'c'.
+func secretReach(t []byte, from, to int) int {
+	reach := -1
+	isCtx := func(p int) bool {
+		return p > 0 && p+1 < len(t) && t[p]|0x20 == 'c' && t[p-1]|0x20 == 'e' && t[p+1]|0x20 == 'r'
+	}
+	p := from
+	// Eight bytes at a time, looking for 'c' or 'C' (c|0x20 == 'c' for
+	// no other byte); the mask may have false positives past a true one,
+	// which isCtx rules out.
+	for ; p+8 <= len(t) && p < to; p += 8 {
+		y := binary.LittleEndian.Uint64(t[p:p+8]) | 0x20*lsb ^ 'c'*lsb
+		for m := (y - lsb) &^ y & msb; m != 0; m &= m - 1 {
+			if q := p + bits.TrailingZeros64(m)>>3; q < to && isCtx(q) {
+				reach = q + 62
+			}
+		}
+	}
+	for ; p < to; p++ {
+		if isCtx(p) {
+			reach = p + 62
+		}
+	}
+	return reach
 }
 
 // Trigger tables. Every trigger is a byte that needs a certain previous
@@ -228,10 +267,7 @@ const (
 	trigWordX                        // xo.., xa..: Slack tokens
 	trigWordK                        // sk.., rk..: Stripe keys
 	trigWordE                        // ey..: JWT
-	trigMidLower                     // in a base64 run, a lower-case letter after a digit, '+' or '/'
-	trigMidUpper                     // ... an upper-case letter after a lower-case letter, digit, '+' or '/'
-	trigMidDigit                     // ... a digit after a letter, '+' or '/'
-	trigMidSlash                     // ... '+' or '/' after an alnum
+	trigSecret                       // 'c' between 'e' and 'r', any case: "secret", the context of an AWS secret key
 	trigColonHex                     // ':' after a hex digit or '.': IPv6 ending a word
 	trigColonNext                    // ':' before ':' or '/': "::" IPv6, scheme://
 	trigEquals                       // '=' after an alnum: secret parameter
@@ -243,11 +279,6 @@ const (
 	trigDash                         // '-' before '-': PEM block
 	trigAll       uint64 = 1<<21 - 1
 )
-
-// An AWS secret key is a base64 run with upper-case letters, lower-case
-// letters and digits: somewhere in it, two neighbours are of different
-// kinds (lower, upper, digit, '+' or '/') other than upper then lower, as
-// in a capitalised word. The trigMid kinds are those neighbours.
 
 const (
 	tabPII = 1 << iota
@@ -295,12 +326,7 @@ var trigTabs = func() (tabs [8][256]uint64) {
 			kind(trigWordX, notAlnum, is("x"), is("oa"))
 			kind(trigWordK, notAlnum, is("sr"), is("k"))
 			kind(trigWordE, notAlnum, is("e"), is("y"))
-			lower := func(c byte) bool { return c >= 'a' && c <= 'z' }
-			slash := is("+/")
-			kind(trigMidLower, func(c byte) bool { return digit(c) || slash(c) }, lower, nil)
-			kind(trigMidUpper, func(c byte) bool { return lower(c) || digit(c) || slash(c) }, upper, nil)
-			kind(trigMidDigit, func(c byte) bool { return lower(c) || upper(c) || slash(c) }, digit, nil)
-			kind(trigMidSlash, class(cAlnum), slash, nil)
+			kind(trigSecret, is("eE"), is("cC"), is("rR"))
 			kind(trigColonNext, nil, is(":"), is("/"))
 			kind(trigEquals, class(cAlnum), is("="), nil)
 			kind(trigDash, nil, is("-"), is("-"))

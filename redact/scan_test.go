@@ -3,6 +3,7 @@ package redact
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -56,6 +57,11 @@ func TestScanMatchesReference(t *testing.T) {
 		if len(s) > 0 && r.IntN(2) == 0 { // flip a byte to something detectors care about
 			s[r.IntN(len(s))] = "@:=+-(<[/._AZaegsrx0917 "[r.IntN(24)]
 		}
+		if r.IntN(4) == 0 { // an AWS secret's context, in front of whatever follows
+			k := r.IntN(len(s) + 1)
+			ctx := []string{"secret ", "SeCrEt=", "ecr", "aws_secret_access_key: ", "Secret/"}[r.IntN(5)]
+			s = append(s[:k], append([]byte(ctx), s[k:]...)...)
+		}
 		texts = append(texts, s)
 	}
 	for _, text := range texts {
@@ -69,7 +75,7 @@ func FuzzScan(f *testing.F) {
 	for _, s := range []string{
 		"mail John.Doe+x@mail.example.co.uk.", "call +1 415-555-2671 now", "aws_secret_access_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 		"https://x.io/a?id=1&access_token=abc.def&b=2", "peer 2001:db8::1 and [fe80::1]:443", "hi <@U2> and <@W123|bob>",
-		"abc-def.GHI@example.com", "k: -----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY----- done",
+		"abc-def.GHI@example.com", "secret: x wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "k: -----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY----- done",
 	} {
 		f.Add([]byte(s))
 	}
@@ -81,4 +87,35 @@ func FuzzScan(f *testing.F) {
 			checkScanAgainstReference(t, w, text, m)
 		}
 	})
+}
+
+// TestScanSecretReach checks the replay that an AWS secret's context
+// starts (see slow and secretReach) at every distance between "secret"
+// and the key, including the last one awsSecret accepts, with the context
+// in any case, inside a longer word, and with triggers of other kinds
+// between them.
+func TestScanSecretReach(t *testing.T) {
+	e := testEngine(t, StreamConfig{}, Options{})
+	w := e.pool.Get()
+	defer e.pool.Put(w)
+	const key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	found := map[bool]int{}
+	for _, ctx := range []string{"secret", "SECRET", "aws_sEcReT_access_key", "x secret"} {
+		for _, fill := range []string{" ", "a", "1", ".", " 10.0.0.1 ", " a@b.co ", "ey "} {
+			for d := 0; d < 80; d++ {
+				gap := strings.Repeat(fill, d/len(fill)+1)[:d]
+				for _, text := range []string{ctx + gap + key, ctx + gap + " " + key + " tail", "pre " + ctx + gap + "/" + key} {
+					for _, m := range []detMask{maskAll, maskCredentials, 1 << detAWSSecret} {
+						checkScanAgainstReference(t, w, []byte(text), m)
+					}
+					w.sc.ms, w.sc.mask = w.sc.ms[:0], 1<<detAWSSecret
+					w.sc.scan([]byte(text))
+					found[len(w.sc.ms) > 0]++
+				}
+			}
+		}
+	}
+	if found[true] == 0 || found[false] == 0 {
+		t.Fatalf("the cases should include keys found and not found: %v", found)
+	}
 }
