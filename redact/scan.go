@@ -574,12 +574,9 @@ func (sc *scanner) urlAuthority(t []byte, a int) int {
 	return at + 1
 }
 
-var secretParams = []string{
-	"token", "access_token", "refresh_token", "id_token", "auth_token", "api_key", "apikey", "api-key",
-	"key", "secret", "client_secret", "password", "passwd", "pwd", "sig", "signature",
-	"x-amz-signature", "x-amz-security-token", "auth", "session", "sessionid", "session_id",
-}
-
+// isSecretParam reports whether a query parameter or key=value name is
+// one whose value is a secret, ignoring ASCII case. (A switch on strings
+// compiles to a search by length and value, not a comparison per name.)
 func isSecretParam(name []byte) bool {
 	if len(name) > 24 {
 		return false
@@ -591,11 +588,11 @@ func isSecretParam(name []byte) bool {
 		}
 		buf[i] = c
 	}
-	l := buf[:len(name)]
-	for _, p := range secretParams {
-		if string(l) == p {
-			return true
-		}
+	switch string(buf[:len(name)]) {
+	case "token", "access_token", "refresh_token", "id_token", "auth_token", "api_key", "apikey", "api-key",
+		"key", "secret", "client_secret", "password", "passwd", "pwd", "sig", "signature",
+		"x-amz-signature", "x-amz-security-token", "auth", "session", "sessionid", "session_id":
+		return true
 	}
 	return false
 }
