@@ -507,6 +507,13 @@ func (sc *scanner) word(t []byte, i int) int {
 
 // numeric tries the detectors that start with a digit.
 func (sc *scanner) numeric(t []byte, i int) int {
+	// A number right after "<digit>-" or "<digit>." continues another:
+	// the IPv4, SSN and card detectors reject a '-' or '.' before their
+	// match, and phone a separator after a digit. (Each group of a date,
+	// version or serial would otherwise be parsed as a number again.)
+	if i >= 2 && (t[i-1] == '-' || t[i-1] == '.') && isDigit(t[i-2]) {
+		return 0
+	}
 	m := sc.mask
 	var g groups
 	g.parse(t, i)
