@@ -262,7 +262,8 @@ func secretReach(t []byte, from, to int) int {
 // ahead either.
 const (
 	trigWordDigit uint64 = 1 << iota // a word starting with a digit: card, phone, SSN, IPv4
-	trigWordUpper                    // a word starting with two upper-case letters: IBAN, AWS access key, Google API key
+	trigWordUpper                    // a word starting with 'A' and an upper-case letter: AWS access key, Google API key
+	trigIBAN                         // an upper-case letter between one and a digit: the country code of an IBAN
 	trigWordG                        // gh.., gi..: GitHub tokens
 	trigWordX                        // xo.., xa..: Slack tokens
 	trigWordK                        // sk.., rk..: Stripe keys
@@ -312,7 +313,10 @@ var trigTabs = func() (tabs [8][256]uint64) {
 		upper, digit, hex := class(cUpper), class(cDigit), class(cHex)
 		if k&tabPII != 0 {
 			kind(trigWordDigit, notAlnum, digit, nil)
-			kind(trigWordUpper, notAlnum, upper, upper)
+			// The trigger is the country code's second letter: the window
+			// cannot see that the first starts a word, but a replay from
+			// it starts at the word start (see slow).
+			kind(trigIBAN, upper, upper, digit)
 			kind(trigColonHex, func(c byte) bool { return hex(c) || c == '.' }, is(":"), nil)
 			kind(trigColonNext, nil, is(":"), is(":"))
 			kind(trigAt, func(c byte) bool { return ctab[c]&cLocal != 0 && c != '.' }, is("@"), class(cDomain))
