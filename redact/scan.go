@@ -261,7 +261,7 @@ func secretReach(t []byte, from, to int) int {
 // nothing is one where the reference loop would find nothing and not skip
 // ahead either.
 const (
-	trigWordDigit uint64 = 1 << iota // a word starting with a digit: card, phone, SSN, IPv4
+	trigWordDigit uint64 = 1 << iota // a word starting with a digit and a digit or separator: card, phone, SSN, IPv4
 	trigWordUpper                    // a word starting with 'A' and an upper-case letter: AWS access key, Google API key
 	trigIBAN                         // an upper-case letter between one and a digit: the country code of an IBAN
 	trigWordG                        // gh.., gi..: GitHub tokens
@@ -312,7 +312,10 @@ var trigTabs = func() (tabs [8][256]uint64) {
 		notAlnum := func(c byte) bool { return ctab[c]&cAlnum == 0 }
 		upper, digit, hex := class(cUpper), class(cDigit), class(cHex)
 		if k&tabPII != 0 {
-			kind(trigWordDigit, notAlnum, digit, nil)
+			// A digit word can only start a match if a digit or a group
+			// separator follows (see numeric; '@', ':' and a secret's
+			// context have triggers of their own).
+			kind(trigWordDigit, notAlnum, digit, func(c byte) bool { return digit(c) || strings.IndexByte(" -./", c) >= 0 })
 			// The trigger is the country code's second letter: the window
 			// cannot see that the first starts a word, but a replay from
 			// it starts at the word start (see slow).
