@@ -1,0 +1,156 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Byte constants, 32 copies each, used as memory operands (see
+// special_amd64.s on broadcasting).
+DATA trigConsts<>+0x00(SB)/8, $0x2020202020202020 // the first high nibble with a lookup, 2
+DATA trigConsts<>+0x08(SB)/8, $0x2020202020202020
+DATA trigConsts<>+0x10(SB)/8, $0x2020202020202020
+DATA trigConsts<>+0x18(SB)/8, $0x2020202020202020
+DATA trigConsts<>+0x20(SB)/8, $0x1010101010101010 // one high nibble
+DATA trigConsts<>+0x28(SB)/8, $0x1010101010101010
+DATA trigConsts<>+0x30(SB)/8, $0x1010101010101010
+DATA trigConsts<>+0x38(SB)/8, $0x1010101010101010
+DATA trigConsts<>+0x40(SB)/8, $0x0f0f0f0f0f0f0f0f // a nibble
+DATA trigConsts<>+0x48(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA trigConsts<>+0x50(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA trigConsts<>+0x58(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA trigConsts<>+0x60(SB)/8, $0x7f7f7f7f7f7f7f7f // adding it sets the high bit of a nonzero byte
+DATA trigConsts<>+0x68(SB)/8, $0x7f7f7f7f7f7f7f7f
+DATA trigConsts<>+0x70(SB)/8, $0x7f7f7f7f7f7f7f7f
+DATA trigConsts<>+0x78(SB)/8, $0x7f7f7f7f7f7f7f7f
+DATA trigConsts<>+0x80(SB)/8, $0x2020202020202020 // OR it: lower case
+DATA trigConsts<>+0x88(SB)/8, $0x2020202020202020
+DATA trigConsts<>+0x90(SB)/8, $0x2020202020202020
+DATA trigConsts<>+0x98(SB)/8, $0x2020202020202020
+DATA trigConsts<>+0xa0(SB)/8, $0x6565656565656565 // 'e'
+DATA trigConsts<>+0xa8(SB)/8, $0x6565656565656565
+DATA trigConsts<>+0xb0(SB)/8, $0x6565656565656565
+DATA trigConsts<>+0xb8(SB)/8, $0x6565656565656565
+DATA trigConsts<>+0xc0(SB)/8, $0x6363636363636363 // 'c'
+DATA trigConsts<>+0xc8(SB)/8, $0x6363636363636363
+DATA trigConsts<>+0xd0(SB)/8, $0x6363636363636363
+DATA trigConsts<>+0xd8(SB)/8, $0x6363636363636363
+DATA trigConsts<>+0xe0(SB)/8, $0x7272727272727272 // 'r'
+DATA trigConsts<>+0xe8(SB)/8, $0x7272727272727272
+DATA trigConsts<>+0xf0(SB)/8, $0x7272727272727272
+DATA trigConsts<>+0xf8(SB)/8, $0x7272727272727272
+GLOBL trigConsts<>(SB), RODATA|NOPTR, $256
+
+// PLANE computes, from the plane class ids in ids, the positions that
+// trigger in one plane (nonzero bytes) into dst, with P, C and N the
+// plane's tables; ids and tmp are clobbered.
+//
+// Byte j of dst is P[id(j-1)] & C[id(j)] & N[id(j+1)]; bytes 0 and 31,
+// which lack a neighbour, are zero: VPERM2I128 $0x08 puts the low lane of
+// P's vector in the high lane, with zero in the low one, and VPALIGNR $15
+// shifts the vector up one byte across lanes, bringing in a zero; $0x81
+// and VPALIGNR $1 shift N's down.
+#define PLANE(ids, P, C, N, dst, tmp) \
+	VPSHUFB	ids, P, dst; \
+	VPERM2I128	$0x08, dst, dst, tmp; \
+	VPALIGNR	$15, tmp, dst, dst; \
+	VPSHUFB	ids, C, tmp; \
+	VPAND	tmp, dst, dst; \
+	VPSHUFB	ids, N, ids; \
+	VPERM2I128	$0x81, ids, ids, tmp; \
+	VPALIGNR	$1, ids, tmp, tmp; \
+	VPAND	tmp, dst, dst
+
+// func trigScanAVX2(k *trigKern, p *byte, n int) (off int, mask uint32)
+//
+// Windows of 32 bytes at p, p+30, p+60, ... and a last one at p+n-32,
+// until one has a position (1 to 30) that triggers.
+TEXT ·trigScanAVX2(SB), NOSPLIT, $0-36
+	MOVQ	k+0(FP), DI
+	MOVQ	p+8(FP), SI
+	MOVQ	n+16(FP), DX
+	LEAQ	-32(DX), R8         // the offset of the last window
+	XORQ	BX, BX              // the offset of the current window
+
+	VMOVDQU	0x000(DI), Y10      // lut
+	VMOVDQU	0x020(DI), Y11
+	VMOVDQU	0x040(DI), Y12
+	VMOVDQU	0x060(DI), Y13
+	VMOVDQU	0x080(DI), Y14
+	VMOVDQU	0x0a0(DI), Y15
+	VMOVDQU	0x0c0(DI), Y4       // plane 0: P, C, N
+	VMOVDQU	0x0e0(DI), Y5
+	VMOVDQU	0x100(DI), Y6
+	VMOVDQU	0x120(DI), Y7       // plane 1: P, C, N
+	VMOVDQU	0x140(DI), Y8
+	VMOVDQU	0x160(DI), Y9
+
+	PCALIGN	$32
+loop:
+	// The class bytes: for y = b-32, b-48, ... (saturating: bytes below
+	// 0x20 and from 0x80 stay negative), VPSHUFB looks up the low
+	// nibble while y is not negative, that is for every high nibble
+	// from 2 up to b's.
+	VMOVDQU	(SI)(BX*1), Y0
+	VPSUBSB	trigConsts<>+0x00(SB), Y0, Y0
+	VPSHUFB	Y0, Y10, Y1
+	VPSUBSB	trigConsts<>+0x20(SB), Y0, Y0
+	VPSHUFB	Y0, Y11, Y2
+	VPXOR	Y2, Y1, Y1
+	VPSUBSB	trigConsts<>+0x20(SB), Y0, Y0
+	VPSHUFB	Y0, Y12, Y2
+	VPXOR	Y2, Y1, Y1
+	VPSUBSB	trigConsts<>+0x20(SB), Y0, Y0
+	VPSHUFB	Y0, Y13, Y2
+	VPXOR	Y2, Y1, Y1
+	VPSUBSB	trigConsts<>+0x20(SB), Y0, Y0
+	VPSHUFB	Y0, Y14, Y2
+	VPXOR	Y2, Y1, Y1
+	VPSUBSB	trigConsts<>+0x20(SB), Y0, Y0
+	VPSHUFB	Y0, Y15, Y2
+	VPXOR	Y2, Y1, Y1
+
+	VPAND	trigConsts<>+0x40(SB), Y1, Y0 // plane 0 ids
+	VPSRLW	$4, Y1, Y1
+	VPAND	trigConsts<>+0x40(SB), Y1, Y1 // plane 1 ids
+	PLANE(Y0, Y4, Y5, Y6, Y2, Y3)
+	PLANE(Y1, Y7, Y8, Y9, Y0, Y3)
+	VPOR	Y2, Y0, Y0
+
+	// trigSecret, if the table has it (k.secret): "ecr" in any case,
+	// shifted like a plane's P and N.
+	VMOVDQU	(SI)(BX*1), Y1
+	VPOR	trigConsts<>+0x80(SB), Y1, Y1
+	VPCMPEQB	trigConsts<>+0xa0(SB), Y1, Y2 // 'e' before
+	VPERM2I128	$0x08, Y2, Y2, Y3
+	VPALIGNR	$15, Y3, Y2, Y2
+	VPCMPEQB	trigConsts<>+0xc0(SB), Y1, Y3 // 'c'
+	VPAND	Y3, Y2, Y2
+	VPCMPEQB	trigConsts<>+0xe0(SB), Y1, Y1 // 'r' after
+	VPERM2I128	$0x81, Y1, Y1, Y3
+	VPALIGNR	$1, Y1, Y3, Y3
+	VPAND	Y3, Y2, Y2
+	VPAND	0x180(DI), Y2, Y2
+	VPOR	Y2, Y0, Y0
+	VPADDUSB	trigConsts<>+0x60(SB), Y0, Y0
+	VPMOVMSKB	Y0, AX
+	TESTL	AX, AX              // bytes 0 and 31 are zero (P and N shifted in zeros)
+	JNZ	found
+
+	CMPQ	BX, R8
+	JAE	none                // that was the last window
+	// The next window, or the last one if that comes first: its positions
+	// that the window before had too do not trigger there either.
+	ADDQ	$30, BX
+	CMPQ	BX, R8
+	CMOVQHI	R8, BX
+	JMP	loop
+
+found:
+	VZEROUPPER
+	MOVQ	BX, off+24(FP)
+	MOVL	AX, mask+32(FP)
+	RET
+
+none:
+	VZEROUPPER
+	MOVQ	R8, off+24(FP)
+	MOVL	$0, mask+32(FP)
+	RET

@@ -1,0 +1,13 @@
+//go:build !amd64 || purego
+
+package redact
+
+// trigKern is the data of the AVX2 path of nextTrigger (see
+// trigger_amd64.go); here there is none.
+type trigKern struct{}
+
+// trigKernel returns nil: nextTrigger always takes the scalar loop.
+func trigKernel(tab *[256]uint64) *trigKern { return nil }
+
+// trigScanAVX2 is never called: trigKernel returns nil.
+func trigScanAVX2(k *trigKern, p *byte, n int) (off int, mask uint32) { panic("unreachable") }
