@@ -85,6 +85,7 @@ type scanner struct {
 	mask detMask
 	ms   []match
 	jwt  []byte // JWT header decode buffer
+	tc   trigCursor
 }
 
 func (sc *scanner) add(start, end int, d detector) {
@@ -105,10 +106,10 @@ func (sc *scanner) add(start, end int, d detector) {
 // without a match, so skipping them changes nothing.
 func (sc *scanner) scan(t []byte) {
 	tab := triggerTable(sc.mask)
-	var tc trigCursor
+	sc.tc = trigCursor{}
 	lo := 0 // the reference loop is at lo, a word boundary; nothing before lo is left to do
 	for lo < len(t) {
-		a := tc.next(tab, t, lo)
+		a := sc.tc.next(tab, t, lo)
 		if a >= len(t) {
 			return
 		}
@@ -210,7 +211,17 @@ func (sc *scanner) slow(t []byte, lo, a int) int {
 		if !sc.mask.has(detAWSSecret) {
 			return i
 		}
-		u := secretReach(t, from, i)
+		c := &sc.tc
+		if from > c.base && i <= c.end {
+			// Inside the cursor's window (the common case): its bits.
+			m := c.secret >> (from - c.base) & (1<<(i-from) - 1)
+			if m == 0 {
+				return i
+			}
+			until = max(until, from+31-bits.LeadingZeros32(m)+62)
+			continue
+		}
+		u := c.secretReach(t, from, i)
 		if u <= until {
 			return i
 		}
@@ -374,9 +385,29 @@ func nextTrigger(tab *[256]uint64, t []byte, i int) int {
 // of the 18 calls per chat text find their answer there). The zero value
 // has none.
 type trigCursor struct {
-	base int    // the window's first byte
-	end  int    // base+31: the window has the positions base+1 to base+30; 0 if none
-	mask uint32 // its triggers: bit j for position base+j
+	base   int    // the window's first byte
+	end    int    // base+31: the window has the positions base+1 to base+30; 0 if none
+	mask   uint32 // its triggers: bit j for position base+j
+	secret uint32 // the triggers of kind trigSecret among them, if any
+}
+
+// secretReach is secretReach(t, from, to) for from inside the cursor's
+// window or after it, reading the window's secret triggers instead of the
+// bytes where it can: slow asks after every replay, and replays seldom
+// leave the window of their trigger.
+func (c *trigCursor) secretReach(t []byte, from, to int) int {
+	if c.end == 0 || from <= c.base || from >= c.end {
+		return secretReach(t, from, to)
+	}
+	reach := -1
+	hi := min(to, c.end)
+	if m := c.secret >> (from - c.base) & (1<<(hi-from) - 1); m != 0 {
+		reach = from + 31 - bits.LeadingZeros32(m) + 62
+	}
+	if to > c.end {
+		reach = max(reach, secretReach(t, c.end, to))
+	}
+	return reach
 }
 
 // next is nextTrigger(tab, t, i), for i above the last result (if any).
@@ -403,9 +434,9 @@ func (c *trigCursor) next(tab *[256]uint64, t []byte, i int) int {
 			// bytes if i is in them; none of their positions before i
 			// counts.
 			q := min(i-1, n-32)
-			off, m := trigScanAVX2(k, &t[q], n-q)
+			off, m, sec := trigScanAVX2(k, &t[q], n-q)
 			m &= ^uint32(0) << (i - q)
-			c.base, c.end, c.mask = q+off, q+off+31, m
+			c.base, c.end, c.mask, c.secret = q+off, q+off+31, m, sec
 			if m != 0 {
 				return c.base + bits.TrailingZeros32(m)
 			}

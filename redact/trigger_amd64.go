@@ -55,10 +55,12 @@ type trigKern struct {
 // at p+n-32 (n must be at least 32), and returns the offset of the first
 // window with a position 1 to 30 that triggers under k (with the bytes
 // before and after it as its neighbours), and those positions: bit j of
-// mask for the byte at off+j. If there is none, it returns n-32 and 0.
+// mask for the byte at off+j. secret has the bits of the positions where
+// trigSecret triggers (a subset of mask). If there is none, it returns
+// n-32, 0 and 0.
 //
 //go:noescape
-func trigScanAVX2(k *trigKern, p *byte, n int) (off int, mask uint32)
+func trigScanAVX2(k *trigKern, p *byte, n int) (off int, mask, secret uint32)
 
 // trigKerns[k] is the kernel data for trigTabs[k] (nil: use the scalar
 // loop). Making them takes about 0.2 ms, spent only where the CPU has

@@ -58,11 +58,11 @@ GLOBL trigConsts<>(SB), RODATA|NOPTR, $256
 	VPALIGNR	$1, ids, tmp, tmp; \
 	VPAND	tmp, dst, dst
 
-// func trigScanAVX2(k *trigKern, p *byte, n int) (off int, mask uint32)
+// func trigScanAVX2(k *trigKern, p *byte, n int) (off int, mask, secret uint32)
 //
 // Windows of 32 bytes at p, p+30, p+60, ... and a last one at p+n-32,
 // until one has a position (1 to 30) that triggers.
-TEXT ·trigScanAVX2(SB), NOSPLIT, $0-36
+TEXT ·trigScanAVX2(SB), NOSPLIT, $0-40
 	MOVQ	k+0(FP), DI
 	MOVQ	p+8(FP), SI
 	MOVQ	n+16(FP), DX
@@ -128,6 +128,7 @@ loop:
 	VPALIGNR	$1, Y1, Y3, Y3
 	VPAND	Y3, Y2, Y2
 	VPAND	0x180(DI), Y2, Y2
+	VPMOVMSKB	Y2, CX          // for the secret result
 	VPOR	Y2, Y0, Y0
 	VPADDUSB	trigConsts<>+0x60(SB), Y0, Y0
 	VPMOVMSKB	Y0, AX
@@ -147,10 +148,12 @@ found:
 	VZEROUPPER
 	MOVQ	BX, off+24(FP)
 	MOVL	AX, mask+32(FP)
+	MOVL	CX, secret+36(FP)
 	RET
 
 none:
 	VZEROUPPER
 	MOVQ	R8, off+24(FP)
 	MOVL	$0, mask+32(FP)
+	MOVL	$0, secret+36(FP)
 	RET

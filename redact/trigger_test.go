@@ -53,6 +53,14 @@ func checkTriggerCursor(t *testing.T, text []byte, r *rand.Rand) {
 			if got != want {
 				t.Fatalf("table %d, text %q, start %d: trigCursor.next = %d, scalar %d", k, text, i, got, want)
 			}
+			// The window's secret triggers from i on, which slow reads.
+			for j := 1; c.end > 0 && j <= 30; j++ {
+				p := c.base + j
+				e := tab[text[p-1]] & (tab[text[p]] >> 21) & (tab[text[p+1]] >> 42) & trigSecret
+				if p >= i && (c.secret>>j&1 != 0) != (e != 0) {
+					t.Fatalf("table %d, text %q, start %d: secret bit of %d is %d", k, text, i, p, c.secret>>j&1)
+				}
+			}
 			i = got + 1 + r.IntN(4)*r.IntN(4)
 		}
 	}
