@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 )
@@ -27,6 +28,8 @@ func TestDetectors(t *testing.T) {
 		{"iban compact", "GB82WEST12345698765432", []string{"iban:GB82WEST12345698765432"}},
 		{"iban bad check", "DE00 3704 0044 0532 0130 00", nil},
 		{"ipv4 port", "from 10.0.0.1:8080", []string{"ip:10.0.0.1"}},
+		{"ipv4 bounds", "a 255.255.255.255 b 0.0.0.0 c", []string{"ip:255.255.255.255", "ip:0.0.0.0"}},
+		{"ipv4 not", "v 256.0.0.1 w 01.2.3.4 x 1.2.3.4567 y 1.2.3 z 1.2.3.4.5 q 1.2.3.4a", nil},
 		{"ipv6", "peer 2001:db8::1 and [fe80::1]:443", []string{"ip:2001:db8::1", "ip:[fe80::1]"}},
 		{"version not ip", "v1.2.3.4-beta and 10.2.31 and 1.2.3.4.5", nil},
 		{"time not ip", "at 10:30:45 MAC 00:1a:2b:3c:4d:5e", nil},
@@ -74,5 +77,29 @@ func TestScanLinear(t *testing.T) {
 			b = append(b, unit...)
 		}
 		e.scanForTest(b, maskAll)
+	}
+}
+
+// TestDigitRunEnd checks the eight-byte digit test against isDigit for
+// every byte value in every lane, next to digits and to other bytes.
+func TestDigitRunEnd(t *testing.T) {
+	for c := range 256 {
+		for lane := range 9 {
+			for _, fill := range []byte{'0', '9', '/', ':', 0, 0x80, 0xff, 'a'} {
+				b := bytes.Repeat([]byte{fill}, 11)
+				if lane < len(b) {
+					b[lane] = byte(c)
+				}
+				for p := range 3 {
+					want := p
+					for want < len(b) && isDigit(b[want]) {
+						want++
+					}
+					if got := digitRunEnd(b, p); got != want {
+						t.Fatalf("digitRunEnd(%q, %d) = %d, want %d", b, p, got, want)
+					}
+				}
+			}
+		}
 	}
 }
