@@ -509,12 +509,32 @@ func (c *trigCursor) next(tab *[256]uint64, t []byte, i int) int {
 // linear on inputs like "a.a.a.a...".
 const maxRun = 80
 
-// wordEnd returns the end of the alnum run at i.
+// wordEnd returns the end of the alnum run at i, eight bytes at a time
+// where it can: a loop per byte mispredicts at the end of nearly every
+// word, as their lengths vary (in one process, toggling the two: -3 % per
+// anonymized chat event).
 func wordEnd(t []byte, i int) int {
+	for ; i+8 <= len(t); i += 8 {
+		if m := notAlnum(binary.LittleEndian.Uint64(t[i : i+8])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
 	for i < len(t) && ctab[t[i]]&cAlnum != 0 {
 		i++
 	}
 	return i
+}
+
+// notAlnum returns x's bytes that are not ASCII letters or digits, as
+// their high bits. The range tests add to the low seven bits of each
+// byte, so no carry crosses into the next; bytes from 0x80 are not alnum.
+func notAlnum(x uint64) uint64 {
+	const l7 = 0x7f * lsb
+	v := x & l7
+	w := (x | 0x20*lsb) & l7 // upper case to lower case
+	digit := (v + (0x80-'0')*lsb) &^ (v + (0x7f-'9')*lsb)
+	letter := (w + (0x80-'a')*lsb) &^ (w + (0x7f-'z')*lsb)
+	return (^(digit | letter) | x) & msb
 }
 
 // word runs the detectors that start at an alnum word start i and returns

@@ -119,3 +119,30 @@ func TestScanSecretReach(t *testing.T) {
 		t.Fatalf("the cases should include keys found and not found: %v", found)
 	}
 }
+
+// TestNotAlnum checks the eight-byte alnum test of wordEnd against ctab
+// for every byte value in every lane, next to every kind of neighbour.
+func TestNotAlnum(t *testing.T) {
+	for c := range 256 {
+		for lane := range 9 {
+			for _, fill := range []byte{0, 'a', 'Z', '9', 0xff, '@', '`', '{', '/', ':', '['} {
+				b := make([]byte, 11)
+				for k := range b {
+					b[k] = fill
+				}
+				if lane < len(b) {
+					b[lane] = byte(c)
+				}
+				for p := range 3 {
+					want := p
+					for want < len(b) && ctab[b[want]]&cAlnum != 0 {
+						want++
+					}
+					if got := wordEnd(b, p); got != want {
+						t.Fatalf("wordEnd(%q, %d) = %d, want %d", b, p, got, want)
+					}
+				}
+			}
+		}
+	}
+}
