@@ -39,6 +39,16 @@ func (g *groups) parse(t []byte, i int) {
 
 func (g *groups) len(k int) int { return int(g.end[k] - g.start[k]) }
 
+// parenNext reports whether a separator and '(' follow the last group,
+// where phone's grammar goes on and parse's does not.
+func (g *groups) parenNext(t []byte) bool {
+	if g.n == 0 {
+		return false
+	}
+	p := int(g.end[g.n-1])
+	return p+1 < len(t) && (t[p] == ' ' || t[p] == '-' || t[p] == '.' || t[p] == '/') && t[p+1] == '('
+}
+
 // digitRunEnd returns the end of the run of ASCII digits at p, eight bytes
 // at a time where it can: a loop per byte mispredicts at the end of
 // nearly every number, as their lengths vary.

@@ -3,6 +3,7 @@ package redact
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -98,6 +99,94 @@ func TestDigitRunEnd(t *testing.T) {
 					if got := digitRunEnd(b, p); got != want {
 						t.Fatalf("digitRunEnd(%q, %d) = %d, want %d", b, p, got, want)
 					}
+				}
+			}
+		}
+	}
+}
+
+// numericRef is numeric before it bounded the card and phone detectors by
+// the groups' digits: the reference TestNumericBounds holds it to.
+func (sc *scanner) numericRef(t []byte, i int) int {
+	if i >= 2 && (t[i-1] == '-' || t[i-1] == '.') && isDigit(t[i-2]) {
+		return 0
+	}
+	m := sc.mask
+	var g groups
+	g.parse(t, i)
+	if g.n == 1 && g.len(0) < 9 {
+		return 0
+	}
+	if m.has(detIP) {
+		if end := ipv4At(t, i); end > 0 {
+			sc.add(i, end, detIP)
+			return end
+		}
+	}
+	if m&(1<<detSSN|1<<detCard|1<<detPhone) == 0 {
+		return 0
+	}
+	if m.has(detSSN) {
+		if end := ssnAt(t, i, &g); end > 0 {
+			sc.add(i, end, detSSN)
+			return end
+		}
+	}
+	if m.has(detCard) {
+		if end := cardAt(t, i, &g); end > 0 {
+			sc.add(i, end, detCard)
+			return end
+		}
+	}
+	if m.has(detPhone) && (g.n > 1 || g.len(0) >= 9) {
+		if end := sc.phone(t, i, false); end > 0 {
+			return end
+		}
+	}
+	return 0
+}
+
+// TestNumericBounds checks numeric against numericRef on random runs of
+// digits, separators and parentheses (and on the numbers of the labeled
+// corpus), at every start after a non-alnum byte.
+func TestNumericBounds(t *testing.T) {
+	e := testEngine(t, StreamConfig{}, Options{})
+	w := e.pool.Get()
+	defer e.pool.Put(w)
+	sc := &w.sc
+	r := rand.New(rand.NewPCG(11, 12))
+	var texts [][]byte
+	for _, d := range loadCorpus(t) {
+		texts = append(texts, []byte(d.Text))
+	}
+	for range 30000 {
+		b := make([]byte, 1+r.IntN(40))
+		for j := range b {
+			switch k := r.IntN(10); {
+			case k < 6:
+				b[j] = byte('0' + r.IntN(10))
+			case k < 9:
+				b[j] = " -./"[r.IntN(4)]
+			default:
+				b[j] = "()a+"[r.IntN(4)]
+			}
+		}
+		texts = append(texts, b)
+	}
+	for _, text := range texts {
+		for i := range text {
+			if !isDigit(text[i]) || (i > 0 && isAlnum(text[i-1])) {
+				continue
+			}
+			for _, m := range []detMask{maskAll, maskPII, 1 << detPhone, 1 << detCard, 1<<detCard | 1<<detPhone} {
+				sc.mask = m
+				sc.ms = sc.ms[:0]
+				want := sc.numericRef(text, i)
+				wantMs := fmt.Sprint(sc.ms)
+				sc.ms = sc.ms[:0]
+				got := sc.numeric(text, i)
+				if got != want || fmt.Sprint(sc.ms) != wantMs {
+					t.Fatalf("mask %#x, %q at %d: numeric = %d %v, reference %d %s", m, text, i, got, sc.ms, want, wantMs)
 				}
 			}
 		}

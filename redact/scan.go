@@ -651,11 +651,21 @@ func (sc *scanner) numeric(t []byte, i int) int {
 			return end
 		}
 	}
-	if m.has(detCard) {
+	// The groups' digits bound the rest: a card has 13 or more, a
+	// national phone number 9 or more (phone's groups are these, unless
+	// a separator and '(' follow them).
+	digits := 0
+	for k := range g.n {
+		digits += g.len(k)
+	}
+	if m.has(detCard) && digits >= 13 {
 		if end := cardAt(t, i, &g); end > 0 {
 			sc.add(i, end, detCard)
 			return end
 		}
+	}
+	if digits < 9 && !g.parenNext(t) {
+		return 0
 	}
 	if m.has(detPhone) && (g.n > 1 || g.len(0) >= 9) {
 		if end := sc.phone(t, i, false); end > 0 {
