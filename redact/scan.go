@@ -636,7 +636,9 @@ func (sc *scanner) numeric(t []byte, i int) int {
 	if g.n == 1 && g.len(0) < 9 {
 		return 0
 	}
-	if m.has(detIP) {
+	// An IPv4 address is four of these groups, the first three followed
+	// by '.'.
+	if m.has(detIP) && g.n >= 4 && g.sep[1] == '.' && g.sep[2] == '.' && g.sep[3] == '.' {
 		if end := ipv4At(t, i); end > 0 {
 			sc.add(i, end, detIP)
 			return end
