@@ -684,7 +684,7 @@ func (sc *scanner) urlAuthority(t []byte, a int) int {
 	at := -1
 	for end < len(t) {
 		c := t[end]
-		if c == '/' || c == '?' || c == '#' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '<' || c == '>' || c == '\'' {
+		if authorityEnd[c] {
 			break
 		}
 		if c == '@' {
@@ -859,3 +859,11 @@ func credentialLead(c0, c1 byte) bool {
 	}
 	return false
 }
+
+// authorityEnd has the bytes that end a URL's authority.
+var authorityEnd = func() (e [256]bool) {
+	for _, c := range []byte("/?# \t\n\r\"<>'") {
+		e[c] = true
+	}
+	return e
+}()
