@@ -729,16 +729,21 @@ func isSecretParam(name []byte) bool {
 	return false
 }
 
+// paramValueEnd returns the end of a secret parameter's value at i.
 func paramValueEnd(t []byte, i int) int {
-	for i < len(t) {
-		switch t[i] {
-		case '&', ' ', '\t', '\n', '\r', '"', '\'', '<', '>', '#', ';', ',', ')':
-			return i
-		}
+	for i < len(t) && !paramValueStop[t[i]] {
 		i++
 	}
 	return i
 }
+
+// paramValueStop has the bytes that end a parameter's value.
+var paramValueStop = func() (e [256]bool) {
+	for _, c := range []byte("& \t\n\r\"'<>#;,)") {
+		e[c] = true
+	}
+	return e
+}()
 
 // emailDomainEnd validates the domain starting at d (just after '@') and
 // returns its end, or 0.
