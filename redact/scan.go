@@ -822,19 +822,19 @@ func pemBlock(t []byte, i int) int {
 		return 0
 	}
 	p += 5
-	for q := p; q+9 <= len(t); q++ {
-		if t[q] == '-' && string(t[q:q+9]) == "-----END " {
-			r := q + 9
-			for r < len(t) && r-q < 80 && t[r] != '\n' {
-				if t[r] == '-' && r+5 <= len(t) && string(t[r:r+5]) == "-----" {
-					return r + 5
-				}
-				r++
-			}
-			return r
-		}
+	k := strings.Index(unsafeString(t[p:]), "-----END ")
+	if k < 0 {
+		return len(t)
 	}
-	return len(t)
+	q := p + k
+	r := q + 9
+	for r < len(t) && r-q < 80 && t[r] != '\n' {
+		if t[r] == '-' && r+5 <= len(t) && string(t[r:r+5]) == "-----" {
+			return r + 5
+		}
+		r++
+	}
+	return r
 }
 
 func containsPrivateKey(label []byte) bool {
