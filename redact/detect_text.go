@@ -168,17 +168,22 @@ func ibanAt(t []byte, i int) int {
 	if n != int(want) || (p < len(t) && isAlnum(t[p])) {
 		return 0
 	}
-	// mod 97 over BBAN + country + check digits, letters as 10..35
-	rem := 0
+	// mod 97 over BBAN + country + check digits, letters as 10..35; the
+	// remainder is taken only when the accumulator nears 2^56, as
+	// multiplying by 100 and adding 35 stays below 2^63 until then.
+	var rem uint64
 	for k := 0; k < n; k++ {
 		c := chars[(k+4)%n]
 		if isDigit(c) {
-			rem = (rem*10 + int(c-'0')) % 97
+			rem = rem*10 + uint64(c-'0')
 		} else {
-			rem = (rem*100 + int(c-'A'+10)) % 97
+			rem = rem*100 + uint64(c-'A'+10)
+		}
+		if rem >= 1<<56 {
+			rem %= 97
 		}
 	}
-	if rem != 1 {
+	if rem%97 != 1 {
 		return 0
 	}
 	return p
