@@ -254,6 +254,10 @@ type work struct {
 	root    []member
 	members []member
 	indexed bool
+	bm      []uint64 // AppendRedacted's special-byte bitmap (see validIndexJSON)
+	// sbm is the special-byte bitmap of the document being redacted, or
+	// nil: w.bm, or an Event's.
+	sbm []uint64
 }
 
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
@@ -273,18 +277,25 @@ func (e *Engine) AppendRedacted(dst, src []byte, level Level, st *Stats) ([]byte
 	s := unsafeString(src)
 	w := e.pool.Get()
 	// One pass validates and indexes the root object's members.
-	if !validIndexJSON(s, &w.root) {
+	var bm *[]uint64
+	if useBitmap {
+		bm = &w.bm
+	}
+	if !validIndexJSON(s, &w.root, bm) {
 		e.pool.Put(w)
 		return dst, newError(ReasonInvalidJSON, -1, nil)
 	}
 	w.members, w.indexed = w.root, true
+	if bm != nil {
+		w.sbm = w.bm // the walk uses it too
+	}
 	return e.redact(w, dst, s, level, st)
 }
 
 // redact runs w on s and puts w back in the pool.
 func (e *Engine) redact(w *work, dst []byte, s string, level Level, st *Stats) ([]byte, error) {
 	out, err := w.run(dst, s, e.rules[level], e.trees[level], st)
-	w.members = nil // may be an Event's
+	w.members, w.sbm = nil, nil // may be an Event's
 	w.release()
 	e.pool.Put(w)
 	if err != nil {
@@ -312,6 +323,9 @@ func (w *work) release() {
 	}
 	if cap(w.root) > keep/16 {
 		w.root = nil
+	}
+	if cap(w.bm) > keep/64 {
+		w.bm = nil
 	}
 	if cap(w.edits) > keep/64 {
 		w.edits = nil
@@ -476,7 +490,7 @@ func (w *work) walkRules(s string, i int, rules []crule, tree *pathNode) error {
 func (w *work) walkTree(s string, i, ve int, rules []crule, n *pathNode, mstart int) error {
 	if len(n.ends) > 0 {
 		if ve < 0 {
-			ve = valueEnd(s, i)
+			ve = w.valueEnd(s, i)
 		}
 		for _, k := range n.ends {
 			if err := w.targetEnd(s, i, ve, &rules[k], k, mstart); err != nil {
@@ -494,9 +508,9 @@ func (w *work) walkTree(s string, i, ve int, rules []crule, n *pathNode, mstart 
 		}
 		j := skipWS(s, i+1)
 		for j < len(s) && s[j] == '"' {
-			ke, esc := keyEnd(s, j)
+			ke, esc := w.keyEnd(s, j)
 			v := skipWS(s, skipWS(s, ke)+1) // past ':'
-			ve := valueEnd(s, v)
+			ve := w.valueEnd(s, v)
 			key := s[j+1 : ke-1]
 			if esc {
 				w.keybuf = appendUnescaped(w.keybuf[:0], key)
@@ -520,7 +534,7 @@ func (w *work) walkTree(s string, i, ve int, rules []crule, n *pathNode, mstart 
 		}
 		j := skipWS(s, i+1)
 		for idx := 0; j < len(s) && s[j] != ']'; idx++ {
-			ve := valueEnd(s, j)
+			ve := w.valueEnd(s, j)
 			if n.each != nil {
 				if err := w.walkTree(s, j, ve, rules, n.each, j); err != nil {
 					return err
@@ -581,9 +595,9 @@ func (w *work) walk(s string, i int, segs []segment, r *crule, seq int32, mstart
 		}
 		j := skipWS(s, i+1)
 		for j < len(s) && s[j] == '"' {
-			ke := stringEnd(s, j)
+			ke := w.stringEnd(s, j)
 			v := skipWS(s, skipWS(s, ke)+1) // past ':'
-			ve := valueEnd(s, v)
+			ve := w.valueEnd(s, v)
 			if w.keyEq(s[j+1:ke-1], seg.key) {
 				if err := w.walk(s, v, segs[1:], r, seq, j); err != nil {
 					return err
@@ -602,7 +616,7 @@ func (w *work) walk(s string, i int, segs []segment, r *crule, seq int32, mstart
 		}
 		j := skipWS(s, i+1)
 		for n := 0; j < len(s) && s[j] != ']'; n++ {
-			ve := valueEnd(s, j)
+			ve := w.valueEnd(s, j)
 			if seg.kind == segEach || n == seg.index {
 				if err := w.walk(s, j, segs[1:], r, seq, j); err != nil {
 					return err
@@ -630,7 +644,7 @@ func (w *work) add(ed edit) { w.edits = append(w.edits, ed) }
 
 // target records the edit of rule r on the value at i.
 func (w *work) target(s string, i int, r *crule, seq int32, mstart int) error {
-	return w.targetEnd(s, i, valueEnd(s, i), r, seq, mstart)
+	return w.targetEnd(s, i, w.valueEnd(s, i), r, seq, mstart)
 }
 
 // targetEnd is target for the value [i, ve).
@@ -672,10 +686,10 @@ func (w *work) scanAll(s string, i int, r *crule, seq int32) error {
 	j := skipWS(s, i+1)
 	for j < len(s) && s[j] != '}' && s[j] != ']' {
 		if obj {
-			ke := stringEnd(s, j)
+			ke := w.stringEnd(s, j)
 			j = skipWS(s, skipWS(s, ke)+1)
 		}
-		ve := valueEnd(s, j)
+		ve := w.valueEnd(s, j)
 		switch s[j] {
 		case '{', '[':
 			if err := w.scanAll(s, j, r, seq); err != nil {

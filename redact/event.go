@@ -19,7 +19,9 @@ type Event struct {
 	src    string
 	root   []member
 	keybuf []byte
-	ok     bool // Check accepted src
+	bm     []uint64 // Check's special-byte bitmap (see checker.bm)
+	hasBM  bool     // bm is src's
+	ok     bool     // Check accepted src
 }
 
 var (
@@ -36,6 +38,10 @@ func (ev *Event) Check(src []byte) error {
 	ev.src, ev.ok = unsafeString(src), false
 	ev.root = ev.root[:0]
 	c := checker{hi: msb}
+	if ev.hasBM = useBitmap; ev.hasBM {
+		ev.bm = specialBitmap(ev.bm, ev.src, true)
+		c.bm = ev.bm
+	}
 	if len(src) > 0 && c.document(ev.src, MaxDepth, &ev.root) {
 		ev.ok = true
 		return nil
@@ -53,7 +59,7 @@ func (ev *Event) Check(src []byte) error {
 // Reset forgets the checked bytes (keeping ev's buffers), so that ev no
 // longer refers to them.
 func (ev *Event) Reset() {
-	ev.src, ev.root, ev.ok = "", ev.root[:0], false
+	ev.src, ev.root, ev.ok, ev.hasBM = "", ev.root[:0], false, false
 }
 
 // Member returns the raw JSON value of the member of the root object named
@@ -89,6 +95,9 @@ func (e *Engine) AppendRedactedEvent(dst []byte, ev *Event, level Level, st *Sta
 	}
 	w := e.pool.Get()
 	w.members, w.indexed = ev.root, true
+	if ev.hasBM {
+		w.sbm = ev.bm
+	}
 	out, err := e.redact(w, dst, ev.src, level, st)
 	return out, err
 }

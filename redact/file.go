@@ -56,9 +56,9 @@ func (w *work) fileTarget(s string, i, ve int, r *crule, seq int32) error {
 	conflict := false
 	j := skipWS(s, i+1)
 	for j < len(s) && s[j] == '"' {
-		ke, esc := keyEnd(s, j)
+		ke, esc := w.keyEnd(s, j)
 		v := skipWS(s, skipWS(s, ke)+1)
-		vend := valueEnd(s, v)
+		vend := w.valueEnd(s, v)
 		key := s[j+1 : ke-1]
 		if esc {
 			w.keybuf = appendUnescaped(w.keybuf[:0], key)

@@ -74,19 +74,80 @@ func keyEnd(s string, i int) (int, bool) {
 }
 
 // valueEnd returns the offset just past the value starting at i.
-func valueEnd(s string, i int) int {
+func valueEnd(s string, i int) int { return valueEndBM(nil, s, i) }
+
+// bitmapStringEnd is keyEnd with bm, the special-byte bitmap of s (see
+// specialBitmap, in either mode): it jumps from special byte to special
+// byte instead of looking at each. It gives up (ok false) at the first
+// special byte that is neither '"' nor '\\' (a non-ASCII byte: a string
+// of them is quicker to skip byte-wise than one stop per character).
+func bitmapStringEnd(bm []uint64, s string, i int) (end int, esc, ok bool) {
+	for j := i + 1; j < len(s); {
+		// The next special byte (there is one at len(s)).
+		w := j >> 6
+		if m := bm[w] >> (uint(j) & 63); m != 0 {
+			j += bits.TrailingZeros64(m)
+		} else {
+			for w++; bm[w] == 0; w++ {
+			}
+			j = w<<6 | bits.TrailingZeros64(bm[w])
+		}
+		if j >= len(s) {
+			break
+		}
+		switch s[j] {
+		case '"':
+			return j + 1, esc, true
+		case '\\':
+			esc = true
+			j += 2
+		default:
+			return 0, false, false
+		}
+	}
+	return len(s), esc, true
+}
+
+// The walk's string and value ends use the document's special-byte
+// bitmap if validation left one (w.sbm).
+
+func (w *work) stringEnd(s string, i int) int { return stringEndBM(w.sbm, s, i) }
+
+func (w *work) keyEnd(s string, i int) (int, bool) {
+	if w.sbm != nil {
+		if e, esc, ok := bitmapStringEnd(w.sbm, s, i); ok {
+			return e, esc
+		}
+	}
+	return keyEnd(s, i)
+}
+
+func (w *work) valueEnd(s string, i int) int { return valueEndBM(w.sbm, s, i) }
+
+// stringEndBM is stringEnd with bm, the special-byte bitmap of s, or nil.
+func stringEndBM(bm []uint64, s string, i int) int {
+	if bm != nil {
+		if e, _, ok := bitmapStringEnd(bm, s, i); ok {
+			return e
+		}
+	}
+	return stringEnd(s, i)
+}
+
+// valueEndBM is valueEnd with bm, the special-byte bitmap of s, or nil.
+func valueEndBM(bm []uint64, s string, i int) int {
 	if i >= len(s) {
 		return i
 	}
 	switch s[i] {
 	case '"':
-		return stringEnd(s, i)
+		return stringEndBM(bm, s, i)
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(s); j++ {
 			switch s[j] {
 			case '"':
-				j = stringEnd(s, j) - 1
+				j = stringEndBM(bm, s, j) - 1
 			case '{', '[':
 				depth++
 			case '}', ']':

@@ -20,9 +20,16 @@ func validJSON(s string) bool {
 // second pass over the values it skips (the long text, containers no rule
 // looks into). The result is exactly validJSON's; *root is meaningful
 // only if s is valid and its root is an object.
-func validIndexJSON(s string, root *[]member) bool {
+//
+// If bm is not nil, it checks strings with the special-byte bitmap of s,
+// which it builds in *bm (grown as needed; see specialBitmap).
+func validIndexJSON(s string, root *[]member, bm *[]uint64) bool {
 	var c checker
 	*root = (*root)[:0]
+	if bm != nil {
+		*bm = specialBitmap(*bm, s, false)
+		c.bm = *bm
+	}
 	return c.document(s, noDepthLimit, root)
 }
 
@@ -38,6 +45,9 @@ type checker struct {
 	badUTF8 bool
 	tooDeep bool
 	esc     bool // an escape was met since it was last cleared
+	// bm, if not nil, is specialBitmap(s, hi != 0) of the document:
+	// strings are then scanned by its bits.
+	bm []uint64
 }
 
 const (
@@ -85,6 +95,9 @@ func (c *checker) value(s string, i, depth int) (int, bool) {
 		}
 		return c.array(s, i+1, depth-1)
 	case '"':
+		if e := c.quickStr(s, i+1); e != 0 {
+			return e, true
+		}
 		return c.str(s, i+1)
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		return validNumber(s, i)
@@ -112,7 +125,9 @@ func (c *checker) object(s string, i, depth int, rec *[]member) (int, bool) {
 		k := i
 		var ok bool
 		c.esc = false
-		if i, ok = c.str(s, i+1); !ok {
+		if e := c.quickStr(s, i+1); e != 0 {
+			i = e
+		} else if i, ok = c.str(s, i+1); !ok {
 			return i, false
 		}
 		ke, keyEsc := i, c.esc
@@ -129,7 +144,13 @@ func (c *checker) object(s string, i, depth int, rec *[]member) (int, bool) {
 			v = skipWS(s, v)
 		}
 		c.esc = false
-		if i, ok = c.value(s, v, depth); !ok {
+		e := 0
+		if v < len(s) && s[v] == '"' {
+			e = c.quickStr(s, v+1)
+		}
+		if e != 0 {
+			i = e
+		} else if i, ok = c.value(s, v, depth); !ok {
 			return i, false
 		}
 		if rec != nil {
@@ -181,22 +202,50 @@ func (c *checker) array(s string, i, depth int) (int, bool) {
 	}
 }
 
+// quickStr returns the offset after the closing quote of the string
+// whose content starts at i if the bitmap (c.bm) says that the next
+// special byte is that quote, as it is for most strings; otherwise 0, and
+// the caller is to call str. It is small enough to be inlined.
+func (c *checker) quickStr(s string, i int) int {
+	if bm := c.bm; bm != nil {
+		if m := bm[i>>6] >> (uint(i) & 63); m != 0 {
+			if j := i + bits.TrailingZeros64(m); j < len(s) && s[j] == '"' {
+				return j + 1
+			}
+		}
+	}
+	return 0
+}
+
 // str validates string content from i (after the opening quote) and
 // returns the offset after the closing quote.
 func (c *checker) str(s string, i int) (int, bool) {
-	hi := c.hi
+	hi, bm := c.hi, c.bm
 	for {
-		// Eight bytes at a time; past the first 16 (most keys and short
-		// values end sooner), 32 at a time where the CPU can.
-		for k := 0; i+8 <= len(s); k++ {
-			x := binary.LittleEndian.Uint64(unsafeBytes(s[i : i+8]))
-			if m := stringSpecial(x) | x&hi; m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
+		if bm != nil {
+			// The next special byte: the next set bit at or after i
+			// (there is one at len(s)).
+			w := i >> 6
+			if m := bm[w] >> (uint(i) & 63); m != 0 {
+				i += bits.TrailingZeros64(m)
+			} else {
+				for w++; bm[w] == 0; w++ {
+				}
+				i = w<<6 | bits.TrailingZeros64(bm[w])
 			}
-			i += 8
-			if k == 1 {
-				i += specialBlocks(s[i:], hi != 0)
+		} else {
+			// Eight bytes at a time; past the first 16 (most keys and
+			// short values end sooner), 32 at a time where the CPU can.
+			for k := 0; i+8 <= len(s); k++ {
+				x := binary.LittleEndian.Uint64(unsafeBytes(s[i : i+8]))
+				if m := stringSpecial(x) | x&hi; m != 0 {
+					i += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				i += 8
+				if k == 1 {
+					i += specialBlocks(s[i:], hi != 0)
+				}
 			}
 		}
 		if i >= len(s) {

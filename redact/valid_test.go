@@ -41,5 +41,6 @@ func FuzzValid(f *testing.F) {
 		if got, want := validJSON(s), gjson.Valid(s); got != want {
 			t.Fatalf("validJSON(%q) = %v, gjson.Valid = %v", s, got, want)
 		}
+		compareBitmapCheck(t, s)
 	})
 }

@@ -1,0 +1,37 @@
+package redact
+
+// useBitmap makes the validation of AppendRedacted and Event.Check find
+// special bytes in strings with a bitmap of the whole document, built
+// 64 bytes per word with AVX2 (see specialBitmap), instead of looking at
+// each string's bytes eight at a time. Without AVX2 the bitmap costs more
+// than it saves; the tests turn it on anyway, to check the portable
+// path.
+var useBitmap = hasAVX2
+
+// specialBitmap returns bm, grown if needed to len(s)/64+1 words, holding
+// the bitmap of the bytes of s that end a run of plain string content:
+// bit j%64 of word j/64 is set if s[j] is '"', '\\' or a control
+// character or, if high, at least 0x80. Past the end of s, only bit
+// len(s) is set, so that a scan for the next set bit always stops.
+func specialBitmap(bm []uint64, s string, high bool) []uint64 {
+	n := len(s)>>6 + 1
+	if cap(bm) < n {
+		bm = make([]uint64, n, n+n/4)
+	}
+	bm = bm[:n]
+	fillSpecialBitmap(bm, s, high)
+	end := uint(len(s)) & 63
+	bm[n-1] = bm[n-1]&(1<<end-1) | 1<<end
+	return bm
+}
+
+// fillSpecialBitmapGo is fillSpecialBitmap byte by byte.
+func fillSpecialBitmapGo(bm []uint64, s string, high bool) {
+	bm = bm[:len(s)>>6+1]
+	clear(bm)
+	for j := 0; j < len(s); j++ {
+		if c := s[j]; c == '"' || c == '\\' || c < 0x20 || high && c >= 0x80 {
+			bm[j>>6] |= 1 << (uint(j) & 63)
+		}
+	}
+}
