@@ -13,9 +13,11 @@
 //   - Valid JSON out: the input is validated before any edit, accepting
 //     exactly what gjson.Valid accepts (FuzzValid checks it); an invalid
 //     event fails with reason invalid_json and nothing is appended. (On
-//     amd64 with AVX2, long strings are checked 32 bytes at a time by
-//     special_amd64.s; the result is the portable loop's, which
-//     TestSpecialBlocks checks, and -tags purego builds without it.) Every
+//     amd64 with AVX2, strings are checked against a bitmap of the
+//     document's quotes, backslashes and control bytes built 64 bytes at
+//     a time by bitmap_amd64.s; the result is the portable loop's, which
+//     TestBitmapCheckMatches and FuzzValid check, and -tags purego builds
+//     without it.) Every
 //     replacement is a complete JSON value, correctly escaped (invalid
 //     UTF-8 inside a replaced string becomes U+FFFD).
 //   - Bytes outside replaced spans are identical to the input,
