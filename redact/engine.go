@@ -562,7 +562,13 @@ func (w *work) walkRoot(s string, rules []crule, n *pathNode) error {
 	if len(n.keys) == 0 {
 		return nil
 	}
-	for _, m := range w.members {
+	for k := range w.members {
+		m := &w.members[k]
+		// A key without escapes is as long as its raw bytes: most root
+		// members have a length no rule's key has.
+		if !m.keyEsc && len(n.keys) <= 64 && n.byLen[min(int(m.keyEnd-m.key-2), len(n.byLen)-1)] == 0 {
+			continue
+		}
 		key := s[m.key+1 : m.keyEnd-1]
 		if m.keyEsc {
 			w.keybuf = appendUnescaped(w.keybuf[:0], key)
