@@ -1,5 +1,7 @@
 package redact
 
+import "math/bits"
+
 // useBitmap makes the validation of AppendRedacted and Event.Check find
 // special bytes in strings with a bitmap of the whole document, built
 // 64 bytes per word with AVX2 (see specialBitmap), instead of looking at
@@ -34,4 +36,17 @@ func fillSpecialBitmapGo(bm []uint64, s string, high bool) {
 			bm[j>>6] |= 1 << (uint(j) & 63)
 		}
 	}
+}
+
+// nextSpecial returns the position of the first special byte at or after
+// i, by bm (see specialBitmap): the next set bit, of which there is one
+// at len(s).
+func nextSpecial(bm []uint64, i int) int {
+	w := i >> 6
+	if m := bm[w] >> (uint(i) & 63); m != 0 {
+		return i + bits.TrailingZeros64(m)
+	}
+	for w++; bm[w] == 0; w++ {
+	}
+	return w<<6 | bits.TrailingZeros64(bm[w])
 }

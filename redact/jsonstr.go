@@ -83,15 +83,7 @@ func valueEnd(s string, i int) int { return valueEndBM(nil, s, i) }
 // of them is quicker to skip byte-wise than one stop per character).
 func bitmapStringEnd(bm []uint64, s string, i int) (end int, esc, ok bool) {
 	for j := i + 1; j < len(s); {
-		// The next special byte (there is one at len(s)).
-		w := j >> 6
-		if m := bm[w] >> (uint(j) & 63); m != 0 {
-			j += bits.TrailingZeros64(m)
-		} else {
-			for w++; bm[w] == 0; w++ {
-			}
-			j = w<<6 | bits.TrailingZeros64(bm[w])
-		}
+		j = nextSpecial(bm, j)
 		if j >= len(s) {
 			break
 		}

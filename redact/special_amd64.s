@@ -2,27 +2,32 @@
 
 #include "textflag.h"
 
-// The comparands, 32 copies each, loaded with VEX instructions only:
+// The comparands, 32 copies each (bitmap_amd64.s uses them too), loaded
+// with VEX instructions only:
 // broadcasting them from an SSE register (MOVD, VPBROADCASTB) cost about
 // 100 ns per call on the development machine (an AMD EPYC VM), more than
 // scanning a kilobyte.
-DATA specialConsts<>+0x00(SB)/8, $0x2222222222222222 // '"'
-DATA specialConsts<>+0x08(SB)/8, $0x2222222222222222
-DATA specialConsts<>+0x10(SB)/8, $0x2222222222222222
-DATA specialConsts<>+0x18(SB)/8, $0x2222222222222222
-DATA specialConsts<>+0x20(SB)/8, $0x5c5c5c5c5c5c5c5c // '\\'
-DATA specialConsts<>+0x28(SB)/8, $0x5c5c5c5c5c5c5c5c
-DATA specialConsts<>+0x30(SB)/8, $0x5c5c5c5c5c5c5c5c
-DATA specialConsts<>+0x38(SB)/8, $0x5c5c5c5c5c5c5c5c
-DATA specialConsts<>+0x40(SB)/8, $0x1f1f1f1f1f1f1f1f // the largest control character
-DATA specialConsts<>+0x48(SB)/8, $0x1f1f1f1f1f1f1f1f
-DATA specialConsts<>+0x50(SB)/8, $0x1f1f1f1f1f1f1f1f
-DATA specialConsts<>+0x58(SB)/8, $0x1f1f1f1f1f1f1f1f
-DATA specialConsts<>+0x60(SB)/8, $0x8080808080808080 // the high bit
-DATA specialConsts<>+0x68(SB)/8, $0x8080808080808080
-DATA specialConsts<>+0x70(SB)/8, $0x8080808080808080
-DATA specialConsts<>+0x78(SB)/8, $0x8080808080808080
-GLOBL specialConsts<>(SB), RODATA|NOPTR, $128
+DATA ·specialConsts+0x00(SB)/8, $0x2222222222222222 // '"'
+DATA ·specialConsts+0x08(SB)/8, $0x2222222222222222
+DATA ·specialConsts+0x10(SB)/8, $0x2222222222222222
+DATA ·specialConsts+0x18(SB)/8, $0x2222222222222222
+DATA ·specialConsts+0x20(SB)/8, $0x5c5c5c5c5c5c5c5c // '\\'
+DATA ·specialConsts+0x28(SB)/8, $0x5c5c5c5c5c5c5c5c
+DATA ·specialConsts+0x30(SB)/8, $0x5c5c5c5c5c5c5c5c
+DATA ·specialConsts+0x38(SB)/8, $0x5c5c5c5c5c5c5c5c
+DATA ·specialConsts+0x40(SB)/8, $0x1f1f1f1f1f1f1f1f // the largest control character
+DATA ·specialConsts+0x48(SB)/8, $0x1f1f1f1f1f1f1f1f
+DATA ·specialConsts+0x50(SB)/8, $0x1f1f1f1f1f1f1f1f
+DATA ·specialConsts+0x58(SB)/8, $0x1f1f1f1f1f1f1f1f
+DATA ·specialConsts+0x60(SB)/8, $0x8080808080808080 // the high bit
+DATA ·specialConsts+0x68(SB)/8, $0x8080808080808080
+DATA ·specialConsts+0x70(SB)/8, $0x8080808080808080
+DATA ·specialConsts+0x78(SB)/8, $0x8080808080808080
+DATA ·specialConsts+0x80(SB)/8, $0x2020202020202020 // the smallest other byte
+DATA ·specialConsts+0x88(SB)/8, $0x2020202020202020
+DATA ·specialConsts+0x90(SB)/8, $0x2020202020202020
+DATA ·specialConsts+0x98(SB)/8, $0x2020202020202020
+GLOBL ·specialConsts(SB), RODATA|NOPTR, $160
 
 // func specialBlocksAVX2(p *byte, n int, high bool) int
 //
@@ -36,13 +41,13 @@ TEXT ·specialBlocksAVX2(SB), NOSPLIT, $0-32
 	ANDQ	$~31, CX            // whole blocks only
 	XORQ	BX, BX              // offset of the current block
 
-	VMOVDQU	specialConsts<>+0x00(SB), Y1
-	VMOVDQU	specialConsts<>+0x20(SB), Y2
-	VMOVDQU	specialConsts<>+0x40(SB), Y3
+	VMOVDQU	·specialConsts+0x00(SB), Y1
+	VMOVDQU	·specialConsts+0x20(SB), Y2
+	VMOVDQU	·specialConsts+0x40(SB), Y3
 	VPXOR	Y6, Y6, Y6          // the high bits to report: none,
 	TESTL	DX, DX
 	JZ	loop
-	VMOVDQU	specialConsts<>+0x60(SB), Y6 // or all
+	VMOVDQU	·specialConsts+0x60(SB), Y6 // or all
 
 	PCALIGN	$32
 loop:

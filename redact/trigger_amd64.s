@@ -38,24 +38,31 @@ DATA trigConsts<>+0xf0(SB)/8, $0x7272727272727272
 DATA trigConsts<>+0xf8(SB)/8, $0x7272727272727272
 GLOBL trigConsts<>(SB), RODATA|NOPTR, $256
 
+// UP shifts x up one byte across its lanes, bringing in a zero at byte 0
+// (VPERM2I128 $0x08 puts the low lane in the high one, with zero in the
+// low one; VPALIGNR $15 takes one byte from it); tmp is clobbered.
+#define UP(x, tmp) \
+	VPERM2I128	$0x08, x, x, tmp; \
+	VPALIGNR	$15, tmp, x, x
+
+// DOWN puts x shifted down one byte, with a zero at byte 31, in dst.
+#define DOWN(x, dst) \
+	VPERM2I128	$0x81, x, x, dst; \
+	VPALIGNR	$1, x, dst, dst
+
 // PLANE computes, from the plane class ids in ids, the positions that
 // trigger in one plane (nonzero bytes) into dst, with P, C and N the
 // plane's tables; ids and tmp are clobbered.
 //
 // Byte j of dst is P[id(j-1)] & C[id(j)] & N[id(j+1)]; bytes 0 and 31,
-// which lack a neighbour, are zero: VPERM2I128 $0x08 puts the low lane of
-// P's vector in the high lane, with zero in the low one, and VPALIGNR $15
-// shifts the vector up one byte across lanes, bringing in a zero; $0x81
-// and VPALIGNR $1 shift N's down.
+// which lack a neighbour, are zero (UP and DOWN bring in zeros).
 #define PLANE(ids, P, C, N, dst, tmp) \
 	VPSHUFB	ids, P, dst; \
-	VPERM2I128	$0x08, dst, dst, tmp; \
-	VPALIGNR	$15, tmp, dst, dst; \
+	UP(dst, tmp); \
 	VPSHUFB	ids, C, tmp; \
 	VPAND	tmp, dst, dst; \
 	VPSHUFB	ids, N, ids; \
-	VPERM2I128	$0x81, ids, ids, tmp; \
-	VPALIGNR	$1, ids, tmp, tmp; \
+	DOWN(ids, tmp); \
 	VPAND	tmp, dst, dst
 
 // func trigScanAVX2(k *trigKern, p *byte, n int) (off int, mask, secret uint32)
@@ -119,13 +126,11 @@ loop:
 	VMOVDQU	(SI)(BX*1), Y1
 	VPOR	trigConsts<>+0x80(SB), Y1, Y1
 	VPCMPEQB	trigConsts<>+0xa0(SB), Y1, Y2 // 'e' before
-	VPERM2I128	$0x08, Y2, Y2, Y3
-	VPALIGNR	$15, Y3, Y2, Y2
+	UP(Y2, Y3)
 	VPCMPEQB	trigConsts<>+0xc0(SB), Y1, Y3 // 'c'
 	VPAND	Y3, Y2, Y2
 	VPCMPEQB	trigConsts<>+0xe0(SB), Y1, Y1 // 'r' after
-	VPERM2I128	$0x81, Y1, Y1, Y3
-	VPALIGNR	$1, Y1, Y3, Y3
+	DOWN(Y1, Y3)
 	VPAND	Y3, Y2, Y2
 	VPAND	0x180(DI), Y2, Y2
 	VPMOVMSKB	Y2, CX          // for the secret result

@@ -223,16 +223,7 @@ func (c *checker) str(s string, i int) (int, bool) {
 	hi, bm := c.hi, c.bm
 	for {
 		if bm != nil {
-			// The next special byte: the next set bit at or after i
-			// (there is one at len(s)).
-			w := i >> 6
-			if m := bm[w] >> (uint(i) & 63); m != 0 {
-				i += bits.TrailingZeros64(m)
-			} else {
-				for w++; bm[w] == 0; w++ {
-				}
-				i = w<<6 | bits.TrailingZeros64(bm[w])
-			}
+			i = nextSpecial(bm, i)
 		} else {
 			// Eight bytes at a time; past the first 16 (most keys and
 			// short values end sooner), 32 at a time where the CPU can.
