@@ -10,20 +10,23 @@ import "math/bits"
 // path.
 var useBitmap = hasAVX2
 
-// specialBitmap returns bm, grown if needed to len(s)/64+1 words, holding
+// specialBitmap returns bm, grown if needed to len(s)/64+2 words, holding
 // the bitmap of the bytes of s that end a run of plain string content:
 // bit j%64 of word j/64 is set if s[j] is '"', '\\' or a control
 // character or, if high, at least 0x80. Past the end of s, only bit
-// len(s) is set, so that a scan for the next set bit always stops.
+// len(s) is set, so that a scan for the next set bit always stops; the
+// last word is zero, so that any position's next 64 bits can be read
+// from two words (see checker.quickStr).
 func specialBitmap(bm []uint64, s string, high bool) []uint64 {
 	n := len(s)>>6 + 1
-	if cap(bm) < n {
-		bm = make([]uint64, n, n+n/4)
+	if cap(bm) < n+1 {
+		bm = make([]uint64, n+1, n+1+n/4)
 	}
-	bm = bm[:n]
+	bm = bm[:n+1]
 	fillSpecialBitmap(bm, s, high)
 	end := uint(len(s)) & 63
 	bm[n-1] = bm[n-1]&(1<<end-1) | 1<<end
+	bm[n] = 0
 	return bm
 }
 
