@@ -41,10 +41,11 @@ func fillSpecialBitmapGo(bm []uint64, s string, high bool) {
 	}
 }
 
-// nextSpecial returns the position of the first special byte at or after
-// i, by bm (see specialBitmap): the next set bit, of which there is one
-// at len(s).
-func nextSpecial(bm []uint64, i int) int {
+// nextBit returns the position of the first set bit of bm at or after i:
+// for a special-byte bitmap (see specialBitmap), the next special byte;
+// for a trigger bitmap (see trigBits), the next trigger. Both have a set
+// bit at the end of their text, so that the search stops.
+func nextBit(bm []uint64, i int) int {
 	w := i >> 6
 	if m := bm[w] >> (uint(i) & 63); m != 0 {
 		return i + bits.TrailingZeros64(m)

@@ -83,7 +83,7 @@ func valueEnd(s string, i int) int { return valueEndBM(nil, s, i) }
 // of them is quicker to skip byte-wise than one stop per character).
 func bitmapStringEnd(bm []uint64, s string, i int) (end int, esc, ok bool) {
 	for j := i + 1; j < len(s); {
-		j = nextSpecial(bm, j)
+		j = nextBit(bm, j)
 		if j >= len(s) {
 			break
 		}

@@ -84,8 +84,11 @@ type scanner struct {
 	e    *Engine
 	mask detMask
 	ms   []match
-	jwt  []byte // JWT header decode buffer
-	tc   trigCursor
+	jwt  []byte   // JWT header decode buffer
+	tb   trigBits // the triggers of the text being scanned, if bitsOK
+	// bitsOK: tb holds the text's triggers (the AVX2 path); otherwise
+	// scan asks scalarNextTrigger.
+	bitsOK bool
 }
 
 func (sc *scanner) add(start, end int, d detector) {
@@ -97,19 +100,25 @@ func (sc *scanner) add(start, end int, d detector) {
 // The result is exactly that of stepping through t with step from 0 (the
 // reference loop: a detector pass at every word start and at a few
 // punctuation characters). Most positions cannot start a match, so scan
-// skips them: nextTrigger finds, with one table lookup per byte and no
-// data-dependent branch (with AVX2, 30 bytes at a time; see trigCursor),
-// the next byte that could matter (see trigTabs), and slow replays the
+// skips them: the next byte that could matter (see trigTabs) comes from
+// a bitmap of the text's triggers computed 30 bytes at a time with AVX2
+// (see trigBits), or from scalarNextTrigger, with one table lookup per
+// byte and no data-dependent branch; and slow replays the
 // reference loop from the earliest position that byte can influence
 // until the loop is back at a word boundary. Between
 // triggers the reference loop would only step over words and punctuation
 // without a match, so skipping them changes nothing.
 func (sc *scanner) scan(t []byte) {
 	tab := triggerTable(sc.mask)
-	sc.tc = trigCursor{}
+	sc.bitsOK = sc.tb.fill(tab, t)
 	lo := 0 // the reference loop is at lo, a word boundary; nothing before lo is left to do
 	for lo < len(t) {
-		a := sc.tc.next(tab, t, lo)
+		var a int
+		if sc.bitsOK {
+			a = nextBit(sc.tb.trig, lo)
+		} else {
+			a = scalarNextTrigger(tab, t, lo)
+		}
 		if a >= len(t) {
 			return
 		}
@@ -211,17 +220,12 @@ func (sc *scanner) slow(t []byte, lo, a int) int {
 		if !sc.mask.has(detAWSSecret) {
 			return i
 		}
-		c := &sc.tc
-		if from > c.base && i <= c.end {
-			// Inside the cursor's window (the common case): its bits.
-			m := c.secret >> (from - c.base) & (1<<(i-from) - 1)
-			if m == 0 {
-				return i
-			}
-			until = max(until, from+31-bits.LeadingZeros32(m)+62)
-			continue
+		var u int
+		if sc.bitsOK {
+			u = sc.tb.secretReach(from, i)
+		} else {
+			u = secretReach(t, from, i)
 		}
-		u := c.secretReach(t, from, i)
 		if u <= until {
 			return i
 		}
@@ -373,80 +377,83 @@ func triggerTable(m detMask) *[256]uint64 {
 }
 
 // nextTrigger returns the first position at or after i (a word boundary)
-// that triggers under tab, or len(t).
+// that triggers under tab, or len(t). (scan computes the triggers of the
+// whole text once instead; see trigBits.)
 func nextTrigger(tab *[256]uint64, t []byte, i int) int {
-	var c trigCursor
-	return c.next(tab, t, i)
+	var b trigBits
+	if b.fill(tab, t) {
+		return nextBit(b.trig, i)
+	}
+	return scalarNextTrigger(tab, t, i)
 }
 
-// trigCursor is nextTrigger for the starts scan passes, which increase,
-// in one text under one table: it keeps the triggers the AVX2 path found
-// in its last window, where triggers often follow each other (about 10
-// of the 18 calls per chat text find their answer there). The zero value
-// has none.
-type trigCursor struct {
-	base   int    // the window's first byte
-	end    int    // base+31: the window has the positions base+1 to base+30; 0 if none
-	mask   uint32 // its triggers: bit j for position base+j
-	secret uint32 // the triggers of kind trigSecret among them, if any
+// trigBits holds the trigger positions of one text and, among them, the
+// positions of kind trigSecret, as bitmaps (bit j%64 of word j/64 for
+// position j), with a set bit at len(t) in trig so that nextBit always
+// stops. The AVX2 kernel computes them 30 positions at a time for the
+// whole text in one call, as the triggers are dense enough (one position
+// in ~60 in chat text) that stopping at each would cost more in calls.
+type trigBits struct {
+	trig, sec []uint64
 }
 
-// secretReach is secretReach(t, from, to) for from inside the cursor's
-// window or after it, reading the window's secret triggers instead of the
-// bytes where it can: slow asks after every replay, and replays seldom
-// leave the window of their trigger.
-func (c *trigCursor) secretReach(t []byte, from, to int) int {
-	if c.end == 0 || from <= c.base || from >= c.end {
-		return secretReach(t, from, to)
-	}
-	reach := -1
-	hi := min(to, c.end)
-	if m := c.secret >> (from - c.base) & (1<<(hi-from) - 1); m != 0 {
-		reach = from + 31 - bits.LeadingZeros32(m) + 62
-	}
-	if to > c.end {
-		reach = max(reach, secretReach(t, c.end, to))
-	}
-	return reach
-}
-
-// next is nextTrigger(tab, t, i), for i above the last result (if any).
-func (c *trigCursor) next(tab *[256]uint64, t []byte, i int) int {
+// fill computes the bitmaps of t under tab with the AVX2 kernel, or
+// reports false (and computes nothing) if there is none: without AVX2,
+// for a text under 32 bytes, or for a table that is not one of trigTabs.
+func (b *trigBits) fill(tab *[256]uint64, t []byte) bool {
 	n := len(t)
-	if i < c.end {
-		if m := c.mask >> (i - c.base); m != 0 {
-			return i + bits.TrailingZeros32(m)
-		}
-		i = c.end
+	if !hasAVX2 || n < 32 {
+		return false
 	}
-	// With AVX2, 30 positions at a time (see trigger_amd64.go), in texts
-	// of at least 32 bytes.
-	if hasAVX2 && n >= 32 && i < n {
-		if k := trigKernel(tab); k != nil {
-			if i == 0 {
-				// The start of the text allows every kind as the previous byte.
-				if tab[t[0]]>>21&(tab[t[1]]>>42)&trigAll != 0 {
-					return 0
-				}
-				i = 1
-			}
-			// Windows from the byte before i, or the text's last 32
-			// bytes if i is in them; none of their positions before i
-			// counts.
-			q := min(i-1, n-32)
-			off, m, sec := trigScanAVX2(k, &t[q], n-q)
-			m &= ^uint32(0) << (i - q)
-			c.base, c.end, c.mask, c.secret = q+off, q+off+31, m, sec
-			if m != 0 {
-				return c.base + bits.TrailingZeros32(m)
-			}
-			// The end of the text allows every kind as the next byte.
-			if tab[t[n-2]]&(tab[t[n-1]]>>21)&trigAll != 0 {
-				return n - 1
-			}
-			return n
+	k := trigKernel(tab)
+	if k == nil {
+		return false
+	}
+	w := n>>6 + 2
+	if cap(b.trig) < w {
+		b.trig, b.sec = make([]uint64, w, w+w/4), make([]uint64, w, w+w/4)
+	}
+	b.trig, b.sec = b.trig[:w], b.sec[:w]
+	clear(b.trig)
+	clear(b.sec)
+	trigFillAVX2(k, &t[0], n, &b.trig[0], &b.sec[0])
+	// The start of the text allows every kind as the previous byte, its
+	// end every kind as the next (neither is an "ecr").
+	if tab[t[0]]>>21&(tab[t[1]]>>42)&trigAll != 0 {
+		b.trig[0] |= 1
+	}
+	if tab[t[n-2]]&(tab[t[n-1]]>>21)&trigAll != 0 {
+		b.trig[(n-1)>>6] |= 1 << (uint(n-1) & 63)
+	}
+	b.trig[n>>6] |= 1 << (uint(n) & 63)
+	return true
+}
+
+// secretReach is secretReach(t, from, to) read from the bitmap: the last
+// "ecr" whose 'c' is in [from, to), plus 62, or -1.
+func (b *trigBits) secretReach(from, to int) int {
+	if from >= to {
+		return -1
+	}
+	lo, hi := from>>6, (to-1)>>6
+	for w := hi; w >= lo; w-- {
+		m := b.sec[w]
+		if w == hi {
+			m &= ^uint64(0) >> (63 - uint(to-1)&63)
+		}
+		if w == lo {
+			m &= ^uint64(0) << (uint(from) & 63)
+		}
+		if m != 0 {
+			return w<<6 + 63 - bits.LeadingZeros64(m) + 62
 		}
 	}
+	return -1
+}
+
+// scalarNextTrigger is nextTrigger without the AVX2 kernel.
+func scalarNextTrigger(tab *[256]uint64, t []byte, i int) int {
+	n := len(t)
 	// Without AVX2, in texts under 32 bytes, or under a table that is not
 	// one of trigTabs: the scalar loop.
 	prev := trigAll // the start of the text allows every kind

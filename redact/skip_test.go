@@ -57,7 +57,8 @@ func nextTriggerTables() []*[256]uint64 {
 	return append(tabs, &foreign)
 }
 
-// checkNextTrigger compares nextTrigger with nextTriggerRef under every
+// checkNextTrigger compares the trigger bitmap (trigBits, where the CPU
+// has AVX2) and scalarNextTrigger with nextTriggerRef under every
 // table, at every start offset of a text up to 1 KB and at every word
 // boundary (where scan starts it) of a longer one. A start whose answer is
 // 512 bytes or more away (in a base64 run under the PII table, say) costs
@@ -74,12 +75,22 @@ func checkNextTrigger(t *testing.T, text []byte, want []int) []int {
 				want = append(want, a)
 			}
 		}
+		// The AVX2 path (where there is one) at every start: the
+		// bitmap is computed once for the text.
+		var b trigBits
+		if b.fill(tab, text) {
+			for i, w := range want {
+				if got := nextBit(b.trig, i); got != w {
+					t.Fatalf("table %d, text %q, start %d: trigBits = %d, reference %d", k, text, i, got, w)
+				}
+			}
+		}
 		for i, w := range want {
 			if len(text) > 1024 && midWord(text, i) || w-i >= 512 && i%61 != 0 {
 				continue
 			}
-			if got := nextTrigger(tab, text, i); got != w {
-				t.Fatalf("table %d, text %q, start %d: nextTrigger = %d, reference %d", k, text, i, got, w)
+			if got := scalarNextTrigger(tab, text, i); got != w {
+				t.Fatalf("table %d, text %q, start %d: scalarNextTrigger = %d, reference %d", k, text, i, got, w)
 			}
 		}
 	}

@@ -49,18 +49,15 @@ type trigKern struct {
 	secret [32]byte
 }
 
-// trigScanAVX2 is in trigger_amd64.s.
+// trigFillAVX2 is in trigger_amd64.s.
 //
-// It looks at windows of 32 bytes at p, p+30, p+60, ... and a last one
-// at p+n-32 (n must be at least 32), and returns the offset of the first
-// window with a position 1 to 30 that triggers under k (with the bytes
-// before and after it as its neighbours), and those positions: bit j of
-// mask for the byte at off+j. secret has the bits of the positions where
-// trigSecret triggers (a subset of mask). If there is none, it returns
-// n-32, 0 and 0.
+// It ORs into the bitmaps at trig and sec (each of at least n/64+2 words)
+// bit j for each position j from 1 to n-2 of p[:n] (n must be at least
+// 32) that triggers under k (with the bytes before and after it as its
+// neighbours), and for each where trigSecret does.
 //
 //go:noescape
-func trigScanAVX2(k *trigKern, p *byte, n int) (off int, mask, secret uint32)
+func trigFillAVX2(k *trigKern, p *byte, n int, trig, sec *uint64)
 
 // trigKerns[k] is the kernel data for trigTabs[k] (nil: use the scalar
 // loop). Making them takes about 0.2 ms, spent only where the CPU has

@@ -65,14 +65,18 @@ GLOBL trigConsts<>(SB), RODATA|NOPTR, $256
 	DOWN(ids, tmp); \
 	VPAND	tmp, dst, dst
 
-// func trigScanAVX2(k *trigKern, p *byte, n int) (off int, mask, secret uint32)
+// func trigFillAVX2(k *trigKern, p *byte, n int, trig, sec *uint64)
 //
-// Windows of 32 bytes at p, p+30, p+60, ... and a last one at p+n-32,
-// until one has a position (1 to 30) that triggers.
-TEXT ·trigScanAVX2(SB), NOSPLIT, $0-40
+// Windows of 32 bytes at p, p+30, p+60, ... and a last one at p+n-32 (n
+// must be at least 32): ORs into the bitmaps at trig and sec (each of at
+// least n/64+2 words) bit j for each position j from 1 to n-2 that
+// triggers under k, and for each that is a trigSecret position.
+TEXT ·trigFillAVX2(SB), NOSPLIT, $0-40
 	MOVQ	k+0(FP), DI
 	MOVQ	p+8(FP), SI
 	MOVQ	n+16(FP), DX
+	MOVQ	trig+24(FP), R10
+	MOVQ	sec+32(FP), R11
 	LEAQ	-32(DX), R8         // the offset of the last window
 	XORQ	BX, BX              // the offset of the current window
 
@@ -133,32 +137,43 @@ loop:
 	DOWN(Y1, Y3)
 	VPAND	Y3, Y2, Y2
 	VPAND	0x180(DI), Y2, Y2
-	VPMOVMSKB	Y2, CX          // for the secret result
+	VPMOVMSKB	Y2, R12         // the window's secret positions
 	VPOR	Y2, Y0, Y0
 	VPADDUSB	trigConsts<>+0x60(SB), Y0, Y0
-	VPMOVMSKB	Y0, AX
-	TESTL	AX, AX              // bytes 0 and 31 are zero (P and N shifted in zeros)
-	JNZ	found
+	VPMOVMSKB	Y0, AX          // its triggers; bytes 0 and 31 are zero
+
+	// OR bit j of each mask into the bitmaps at bit BX+j: shifted by
+	// BX%64 into word BX/64, and the bits that spill over, into the next
+	// word: the mask shifted right by 64-BX%64, done as 1 and then
+	// 63-BX%64 so that the count stays below 64.
+	MOVQ	BX, R9
+	SHRQ	$6, R9
+	MOVQ	BX, CX
+	ANDQ	$63, CX
+	MOVQ	AX, R13
+	SHLQ	CX, R13
+	ORQ	R13, (R10)(R9*8)
+	MOVQ	R12, R13
+	SHLQ	CX, R13
+	ORQ	R13, (R11)(R9*8)
+	NEGQ	CX
+	ADDQ	$63, CX
+	SHRQ	$1, AX
+	SHRQ	CX, AX
+	ORQ	AX, 8(R10)(R9*8)
+	SHRQ	$1, R12
+	SHRQ	CX, R12
+	ORQ	R12, 8(R11)(R9*8)
 
 	CMPQ	BX, R8
-	JAE	none                // that was the last window
-	// The next window, or the last one if that comes first: its positions
-	// that the window before had too do not trigger there either.
+	JAE	done                // that was the last window
+	// The next window, or the last one if that comes first (its positions
+	// that the window before had too get the same bits again).
 	ADDQ	$30, BX
 	CMPQ	BX, R8
 	CMOVQHI	R8, BX
 	JMP	loop
 
-found:
+done:
 	VZEROUPPER
-	MOVQ	BX, off+24(FP)
-	MOVL	AX, mask+32(FP)
-	MOVL	CX, secret+36(FP)
-	RET
-
-none:
-	VZEROUPPER
-	MOVQ	R8, off+24(FP)
-	MOVL	$0, mask+32(FP)
-	MOVL	$0, secret+36(FP)
 	RET

@@ -9,7 +9,5 @@ type trigKern struct{}
 // trigKernel returns nil: nextTrigger always takes the scalar loop.
 func trigKernel(tab *[256]uint64) *trigKern { return nil }
 
-// trigScanAVX2 is never called: trigKernel returns nil.
-func trigScanAVX2(k *trigKern, p *byte, n int) (off int, mask, secret uint32) {
-	panic("unreachable")
-}
+// trigFillAVX2 is never called: trigKernel returns nil.
+func trigFillAVX2(k *trigKern, p *byte, n int, trig, sec *uint64) { panic("unreachable") }

@@ -40,28 +40,58 @@ func checkTriggerPaths(t *testing.T, text []byte) {
 	}
 }
 
-// checkTriggerCursor walks text with one trigCursor the way scan does,
-// from each trigger to a start a little after it (steps from r), and
-// compares every answer with nextTriggerScalar.
-func checkTriggerCursor(t *testing.T, text []byte, r *rand.Rand) {
+// checkTriggerBits fills one trigBits per table for text the way scan
+// does, over dirty scratch, and compares every position's trigger bit
+// with the scalar definition and every secret bit with trigSecret's
+// (positions 1 to len-2: the ends are not "ecr"); secretReach over
+// random ranges with the byte-wise secretReach.
+func checkTriggerBits(t *testing.T, text []byte, r *rand.Rand) {
 	t.Helper()
 	for k := range trigTabs {
 		tab := &trigTabs[k]
-		var c trigCursor
-		for i := 0; i <= len(text); {
-			got, want := c.next(tab, text, i), nextTriggerScalar(tab, text, i)
-			if got != want {
-				t.Fatalf("table %d, text %q, start %d: trigCursor.next = %d, scalar %d", k, text, i, got, want)
+		var b trigBits
+		b.trig = make([]uint64, 0, len(text)/64+8)
+		b.sec = make([]uint64, 0, len(text)/64+8)
+		for j := range b.trig[:cap(b.trig)] {
+			b.trig[:cap(b.trig)][j], b.sec[:cap(b.sec)][j] = ^uint64(0), ^uint64(0)
+		}
+		if !b.fill(tab, text) {
+			if hasAVX2 && len(text) >= 32 {
+				t.Fatalf("table %d: no bitmap for a text of %d bytes", k, len(text))
 			}
-			// The window's secret triggers from i on, which slow reads.
-			for j := 1; c.end > 0 && j <= 30; j++ {
-				p := c.base + j
-				e := tab[text[p-1]] & (tab[text[p]] >> 21) & (tab[text[p+1]] >> 42) & trigSecret
-				if p >= i && (c.secret>>j&1 != 0) != (e != 0) {
-					t.Fatalf("table %d, text %q, start %d: secret bit of %d is %d", k, text, i, p, c.secret>>j&1)
+			continue
+		}
+		n := len(text)
+		for p := 0; p < len(b.trig)*64; p++ {
+			got := b.trig[p>>6]>>(p&63)&1 != 0
+			want := p == n
+			if p < n { // the definition (see trigTabs)
+				prev, next := trigAll, trigAll<<42
+				if p > 0 {
+					prev = tab[text[p-1]]
+				}
+				if p+1 < n {
+					next = tab[text[p+1]]
+				}
+				want = prev&(tab[text[p]]>>21)&(next>>42)&trigAll != 0
+			}
+			if got != want {
+				t.Fatalf("table %d, text %q: trigger bit of %d is %v, want %v", k, text, p, got, want)
+			}
+			gotSec := b.sec[p>>6]>>(p&63)&1 != 0
+			wantSec := p >= 1 && p+1 < n && tab[text[p-1]]&(tab[text[p]]>>21)&(tab[text[p+1]]>>42)&trigSecret != 0
+			if gotSec != wantSec {
+				t.Fatalf("table %d, text %q: secret bit of %d is %v, want %v", k, text, p, gotSec, wantSec)
+			}
+		}
+		if tab[' ']&(trigSecret<<21) == 0 && tab['c']&(trigSecret<<21) != 0 {
+			for range 20 {
+				from := r.IntN(n + 1)
+				to := from + r.IntN(n-from+1)
+				if got, want := b.secretReach(from, to), secretReach(text, from, to); got != want {
+					t.Fatalf("table %d, text %q: secretReach(%d, %d) = %d, byte-wise %d", k, text, from, to, got, want)
 				}
 			}
-			i = got + 1 + r.IntN(4)*r.IntN(4)
 		}
 	}
 }
@@ -81,8 +111,8 @@ func TestTriggerPathsLengths(t *testing.T) {
 		}
 		checkTriggerPaths(t, dense)
 		checkTriggerPaths(t, random)
-		checkTriggerCursor(t, dense, r)
-		checkTriggerCursor(t, random, r)
+		checkTriggerBits(t, dense, r)
+		checkTriggerBits(t, random, r)
 	}
 }
 
@@ -189,9 +219,7 @@ func TestTriggerPathsRandom(t *testing.T) {
 			}
 		}
 		checkTriggerPaths(t, text)
-		for range 10 {
-			checkTriggerCursor(t, text, r)
-		}
+		checkTriggerBits(t, text, r)
 	}
 }
 
@@ -205,6 +233,6 @@ func TestTriggerPathsCorpus(t *testing.T) {
 	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
 		text := []byte(gjson.GetBytes(line, "text").Str)
 		checkTriggerPaths(t, text)
-		checkTriggerCursor(t, text, r)
+		checkTriggerBits(t, text, r)
 	}
 }

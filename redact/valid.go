@@ -225,7 +225,7 @@ func (c *checker) str(s string, i int) (int, bool) {
 	hi, bm := c.hi, c.bm
 	for {
 		if bm != nil {
-			i = nextSpecial(bm, i)
+			i = nextBit(bm, i)
 		} else {
 			// Eight bytes at a time; past the first 16 (most keys and
 			// short values end sooner), 32 at a time where the CPU can.
