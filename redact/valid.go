@@ -227,17 +227,12 @@ func (c *checker) str(s string, i int) (int, bool) {
 		if bm != nil {
 			i = nextBit(bm, i)
 		} else {
-			// Eight bytes at a time; past the first 16 (most keys and
-			// short values end sooner), 32 at a time where the CPU can.
-			for k := 0; i+8 <= len(s); k++ {
+			// Without the bitmap (no AVX2), eight bytes at a time.
+			for ; i+8 <= len(s); i += 8 {
 				x := binary.LittleEndian.Uint64(unsafeBytes(s[i : i+8]))
 				if m := stringSpecial(x) | x&hi; m != 0 {
 					i += bits.TrailingZeros64(m) >> 3
 					break
-				}
-				i += 8
-				if k == 1 {
-					i += specialBlocks(s[i:], hi != 0)
 				}
 			}
 		}
