@@ -376,17 +376,6 @@ func triggerTable(m detMask) *[256]uint64 {
 	return &trigTabs[k]
 }
 
-// nextTrigger returns the first position at or after i (a word boundary)
-// that triggers under tab, or len(t). (scan computes the triggers of the
-// whole text once instead; see trigBits.)
-func nextTrigger(tab *[256]uint64, t []byte, i int) int {
-	var b trigBits
-	if b.fill(tab, t) {
-		return nextBit(b.trig, i)
-	}
-	return scalarNextTrigger(tab, t, i)
-}
-
 // trigBits holds the trigger positions of one text and, among them, the
 // positions of kind trigSecret, as bitmaps (bit j%64 of word j/64 for
 // position j), with a set bit at len(t) in trig so that nextBit always
@@ -451,7 +440,8 @@ func (b *trigBits) secretReach(from, to int) int {
 	return -1
 }
 
-// scalarNextTrigger is nextTrigger without the AVX2 kernel.
+// scalarNextTrigger returns the first position at or after i (a word
+// boundary) that triggers under tab, or len(t), without the AVX2 kernel.
 func scalarNextTrigger(tab *[256]uint64, t []byte, i int) int {
 	n := len(t)
 	// Without AVX2, in texts under 32 bytes, or under a table that is not

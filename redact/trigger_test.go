@@ -9,6 +9,20 @@ import (
 	"github.com/tidwall/gjson"
 )
 
+// nextTrigger is what scan does to find the trigger at or after i, for
+// one start: the bitmap of the whole text where there is a kernel, the
+// scalar loop otherwise.
+func nextTrigger(tab *[256]uint64, t []byte, i int) int {
+	var b trigBits
+	if b.fill(tab, t) {
+		return nextBit(b.trig, i)
+	}
+	return scalarNextTrigger(tab, t, i)
+}
+
+// nextTriggerScalar is nextTrigger without the kernel.
+func nextTriggerScalar(tab *[256]uint64, t []byte, i int) int { return scalarNextTrigger(tab, t, i) }
+
 // TestTriggerKernels checks that every trigger table has an AVX2 kernel
 // where the CPU has AVX2, so that the comparisons below exercise it, and
 // none elsewhere (no AVX2, another architecture, -tags purego).
