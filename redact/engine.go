@@ -470,7 +470,7 @@ func (w *work) walkRules(s string, i int, rules []crule, tree *pathNode) error {
 	if w.indexed && len(tree.ends) == 0 && i < len(s) && s[i] == '{' {
 		err = w.walkRoot(s, rules, tree)
 	} else {
-		err = w.walkTree(s, i, -1, rules, tree, -1)
+		_, err = w.walkTree(s, i, -1, rules, tree, -1)
 	}
 	if err != nil {
 		w.edits = w.edits[:0]
@@ -485,75 +485,100 @@ func (w *work) walkRules(s string, i int, rules []crule, tree *pathNode) error {
 }
 
 // walkTree records the edits of the rules in the tree below n on the
-// value at i. ve is the value's end, or -1 if not known yet; mstart is as
-// for walk.
-func (w *work) walkTree(s string, i, ve int, rules []crule, n *pathNode, mstart int) error {
+// value at i and returns the value's end. ve is the value's end, or -1 if
+// not known yet: the walk then finds it on its way where it can (a
+// container it walks through, a file object) instead of scanning for it
+// first. mstart is as for walk.
+func (w *work) walkTree(s string, i, ve int, rules []crule, n *pathNode, mstart int) (int, error) {
 	if len(n.ends) > 0 {
-		if ve < 0 {
-			ve = w.valueEnd(s, i)
-		}
 		for _, k := range n.ends {
-			if err := w.targetEnd(s, i, ve, &rules[k], k, mstart); err != nil {
-				return err
+			r := &rules[k]
+			if ve < 0 && r.act == actFile && i < len(s) && s[i] == '{' {
+				var err error
+				if ve, err = w.fileTarget(s, i, -1, r, k); err != nil {
+					return ve, err
+				}
+				continue
+			}
+			if ve < 0 {
+				ve = w.valueEnd(s, i)
+			}
+			if err := w.targetEnd(s, i, ve, r, k, mstart); err != nil {
+				return ve, err
 			}
 		}
 	}
 	if i >= len(s) {
-		return nil
+		return i, nil
 	}
 	switch s[i] {
 	case '{':
 		if len(n.keys) == 0 {
-			return nil
+			break
 		}
 		j := skipWS(s, i+1)
 		for j < len(s) && s[j] == '"' {
 			ke, esc := w.keyEnd(s, j)
 			v := skipWS(s, skipWS(s, ke)+1) // past ':'
-			ve := w.valueEnd(s, v)
 			key := s[j+1 : ke-1]
 			if esc {
 				w.keybuf = appendUnescaped(w.keybuf[:0], key)
 				key = unsafeString(w.keybuf)
 			}
+			var vend int
 			if c := n.child(key); c != nil {
-				if err := w.walkTree(s, v, ve, rules, c, j); err != nil {
-					return err
+				var err error
+				if vend, err = w.walkTree(s, v, -1, rules, c, j); err != nil {
+					return vend, err
 				}
+			} else {
+				vend = w.valueEnd(s, v)
 			}
-			j = skipWS(s, ve)
+			j = skipWS(s, vend)
 			if j < len(s) && s[j] == ',' {
 				j = skipWS(s, j+1)
 				continue
 			}
 			break
 		}
+		if j < len(s) && s[j] == '}' {
+			ve = j + 1
+		}
 	case '[':
 		if n.each == nil && len(n.keys) == 0 {
-			return nil
+			break
 		}
 		j := skipWS(s, i+1)
 		for idx := 0; j < len(s) && s[j] != ']'; idx++ {
-			ve := w.valueEnd(s, j)
+			var vend int
 			if n.each != nil {
-				if err := w.walkTree(s, j, ve, rules, n.each, j); err != nil {
-					return err
+				var err error
+				if vend, err = w.walkTree(s, j, -1, rules, n.each, j); err != nil {
+					return vend, err
 				}
+			} else {
+				vend = w.valueEnd(s, j)
 			}
 			for c := range n.keys {
 				if n.keys[c].index == idx {
-					if err := w.walkTree(s, j, ve, rules, n.keys[c].node, j); err != nil {
-						return err
+					if _, err := w.walkTree(s, j, vend, rules, n.keys[c].node, j); err != nil {
+						return vend, err
 					}
 				}
 			}
-			j = skipWS(s, ve)
+			j = skipWS(s, vend)
 			if j < len(s) && s[j] == ',' {
 				j = skipWS(s, j+1)
 			}
 		}
+		if j < len(s) {
+			ve = j + 1
+		}
 	}
-	return nil
+	if ve < 0 {
+		ve = w.valueEnd(s, i)
+	}
+	return ve, nil
 }
 
 // walkRoot is walkTree for the root object, over the members recorded
@@ -575,7 +600,7 @@ func (w *work) walkRoot(s string, rules []crule, n *pathNode) error {
 			key = unsafeString(w.keybuf)
 		}
 		if c := n.child(key); c != nil {
-			if err := w.walkTree(s, int(m.val), int(m.valEnd), rules, c, int(m.key)); err != nil {
+			if _, err := w.walkTree(s, int(m.val), int(m.valEnd), rules, c, int(m.key)); err != nil {
 				return err
 			}
 		}
@@ -674,7 +699,8 @@ func (w *work) targetEnd(s string, i, ve int, r *crule, seq int32, mstart int) e
 			return w.scanAll(s, i, r, seq)
 		}
 	case actFile:
-		return w.fileTarget(s, i, ve, r, seq)
+		_, err := w.fileTarget(s, i, ve, r, seq)
+		return err
 	}
 	w.add(ed)
 	return nil

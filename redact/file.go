@@ -39,17 +39,22 @@ func (a *appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// fileTarget records the edits of a file rule on the value at i: the name
-// is scanned, content_b64 is processed by w.file. A value that is not an
-// object is set to null (fail closed), except null itself.
-func (w *work) fileTarget(s string, i, ve int, r *crule, seq int32) error {
+// fileTarget records the edits of a file rule on the value [i, ve): the
+// name is scanned, content_b64 is processed by w.file. A value that is not
+// an object is set to null (fail closed), except null itself. It returns
+// ve; if ve is -1, the value's end, which it finds on its way through an
+// object.
+func (w *work) fileTarget(s string, i, ve int, r *crule, seq int32) (int, error) {
 	switch s[i] {
 	case 'n':
-		return nil
+		return max(ve, i+4), nil
 	case '{':
 	default:
+		if ve < 0 {
+			ve = w.valueEnd(s, i)
+		}
 		w.add(edit{start: int32(i), end: int32(ve), act: actNull, seq: seq})
-		return nil
+		return ve, nil
 	}
 	mime, enc := [2]int32{-1, -1}, [2]int32{-1, -1}
 	first := len(w.edits)
@@ -87,6 +92,9 @@ func (w *work) fileTarget(s string, i, ve int, r *crule, seq int32) error {
 		}
 		break
 	}
+	if ve < 0 && j < len(s) && s[j] == '}' {
+		ve = j + 1
+	}
 	for k := first; k < len(w.edits); k++ {
 		if w.edits[k].flags&flagFile != 0 {
 			w.edits[k].mime, w.edits[k].enc = mime, enc
@@ -95,7 +103,10 @@ func (w *work) fileTarget(s string, i, ve int, r *crule, seq int32) error {
 			}
 		}
 	}
-	return nil
+	if ve < 0 {
+		ve = w.valueEnd(s, i)
+	}
+	return ve, nil
 }
 
 // textMIME reports whether a mimetype (raw JSON string) is text we scan.
