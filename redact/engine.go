@@ -934,28 +934,24 @@ func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, esc escHin
 // bytes, it is appendEscaped of the output of appendReplaced (esc false)
 // instead, which needs every token to be valid UTF-8.
 func (w *work) appendReplacedEscaped(dst []byte, raw string, t []byte, ms []match, st *Stats) []byte {
-	// Every boundary must map back first: the splice below counts each
-	// match in st as it writes it.
-	check := rawOffsets{marks: w.marks}
-	for _, m := range ms {
-		if _, ok := check.at(int(m.start)); !ok {
-			return w.appendReescaped(dst, t, ms, st)
-		}
-		if _, ok := check.at(int(m.end)); !ok {
-			return w.appendReescaped(dst, t, ms, st)
-		}
-	}
+	base := len(dst)
 	ro := rawOffsets{marks: w.marks}
-	prev := 0
+	prev := 0 // in raw
 	for _, m := range ms {
-		r0, _ := ro.at(prev)
-		r1, _ := ro.at(int(m.start))
-		dst = append(dst, raw[r0:r1]...)
-		dst = w.appendToken(dst, t, m, st)
-		prev = int(m.end)
+		r0, ok0 := ro.at(int(m.start))
+		r1, ok1 := ro.at(int(m.end))
+		if !ok0 || !ok1 {
+			return w.appendReescaped(dst[:base], t, ms, st)
+		}
+		dst = append(dst, raw[prev:r0]...)
+		dst = w.appendTok(dst, t, m)
+		prev = r1
 	}
-	r0, _ := ro.at(prev)
-	return append(dst, raw[r0:]...)
+	// Counted only now: the fallback above counts as it writes.
+	for _, m := range ms {
+		st.det(m.det)
+	}
+	return append(dst, raw[prev:]...)
 }
 
 // appendReescaped is appendEscaped of the output of appendReplaced (esc
@@ -973,6 +969,11 @@ func (w *work) appendReescaped(dst, t []byte, ms []match, st *Stats) []byte {
 // appendToken appends the JSON-escaped replacement of match m of text t.
 func (w *work) appendToken(dst, t []byte, m match, st *Stats) []byte {
 	st.det(m.det)
+	return w.appendTok(dst, t, m)
+}
+
+// appendTok is appendToken without counting the match.
+func (w *work) appendTok(dst, t []byte, m match) []byte {
 	if m.det == detMention {
 		dst = append(dst, '<', '@')
 		dst = w.appendPseudonym(dst, t[m.start+2:m.aux])
