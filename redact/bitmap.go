@@ -16,7 +16,7 @@ var useBitmap = hasAVX2
 // character or, if high, at least 0x80. Past the end of s, only bit
 // len(s) is set, so that a scan for the next set bit always stops; the
 // last word is zero, so that any position's next 64 bits can be read
-// from two words (see checker.quickStr).
+// with bitsFrom (see checker.quickStr).
 func specialBitmap(bm []uint64, s string, high bool) []uint64 {
 	n := len(s)>>6 + 1
 	if cap(bm) < n+1 {
@@ -46,11 +46,13 @@ func fillSpecialBitmapGo(bm []uint64, s string, high bool) {
 // for a trigger bitmap (see trigBits), the next trigger. Both have a set
 // bit at the end of their text, so that the search stops.
 func nextBit(bm []uint64, i int) int {
-	w := i >> 6
-	if m := bm[w] >> (uint(i) & 63); m != 0 {
+	if m := bitsFrom(bm, i); m != 0 {
 		return i + bits.TrailingZeros64(m)
 	}
-	for w++; bm[w] == 0; w++ {
+	// bitsFrom covered at least the rest of i's word.
+	w := i>>6 + 1
+	for bm[w] == 0 {
+		w++
 	}
 	return w<<6 | bits.TrailingZeros64(bm[w])
 }

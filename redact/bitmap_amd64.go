@@ -24,3 +24,13 @@ func fillSpecialBitmap(bm []uint64, s string, high bool) {
 	copy(tail[:], s[len(s)&^63:])
 	specialBitmapAVX2(unsafe.StringData(s), len(s), &tail[0], unsafe.SliceData(bm), high)
 }
+
+// bitsFrom returns bits i, i+1, ... of bm as bits 0, 1, ...: at least the
+// 57 of them that one unaligned eight-byte read holds (64 - i%8), the
+// rest zero. (The words are little-endian in memory, so byte k of bm holds
+// bits 8k to 8k+7.) bm must have a word past that of bit i, as the
+// special-byte and trigger bitmaps do.
+func bitsFrom(bm []uint64, i int) uint64 {
+	_ = bm[i>>6+1] // the eight bytes read are in this word and the one before
+	return *(*uint64)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(bm)), i>>3)) >> (uint(i) & 7)
+}

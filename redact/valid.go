@@ -208,10 +208,9 @@ func (c *checker) array(s string, i, depth int) (int, bool) {
 // the caller is to call str. It is small enough to be inlined.
 func (c *checker) quickStr(s string, i int) int {
 	if bm := c.bm; bm != nil {
-		// The 64 bits from i, across a word boundary too (a shift by 64
-		// gives 0), so that where a string ends does not decide a branch.
-		w, sh := i>>6, uint(i)&63
-		m := bm[w]>>sh | bm[w+1]<<(64-sh)
+		// At least 57 bits from i, across a word boundary too, so that
+		// where a string ends does not decide a branch.
+		m := bitsFrom(bm, i)
 		if j := i + bits.TrailingZeros64(m); m != 0 && j < len(s) && s[j] == '"' {
 			return j + 1
 		}
