@@ -102,7 +102,7 @@ func (sc *scanner) add(start, end int, d detector) {
 // punctuation characters). Most positions cannot start a match, so scan
 // skips them: the next byte that could matter (see trigTabs) comes from
 // a bitmap of the text's triggers computed 30 bytes at a time with AVX2
-// (see trigBits), or from scalarNextTrigger, with one table lookup per
+// (see trigBits), or, without AVX2, from scalarNextTrigger, with one table lookup per
 // byte and no data-dependent branch; and slow replays the
 // reference loop from the earliest position that byte can influence
 // until the loop is back at a word boundary. Between
@@ -388,10 +388,10 @@ type trigBits struct {
 
 // fill computes the bitmaps of t under tab with the AVX2 kernel, or
 // reports false (and computes nothing) if there is none: without AVX2,
-// for a text under 32 bytes, or for a table that is not one of trigTabs.
+// for a text under two bytes, or for a table that is not one of trigTabs.
 func (b *trigBits) fill(tab *[256]uint64, t []byte) bool {
 	n := len(t)
-	if !hasAVX2 || n < 32 {
+	if !hasAVX2 || n < 2 {
 		return false
 	}
 	k := trigKernel(tab)
@@ -405,7 +405,19 @@ func (b *trigBits) fill(tab *[256]uint64, t []byte) bool {
 	b.trig, b.sec = b.trig[:w], b.sec[:w]
 	clear(b.trig)
 	clear(b.sec)
-	trigFillAVX2(k, &t[0], n, &b.trig[0], &b.sec[0])
+	if n >= 32 {
+		trigFillAVX2(k, &t[0], n, &b.trig[0], &b.sec[0])
+	} else {
+		// A shorter text (a file name, a subject) is one window with
+		// padding: positions from n-1 on read it, so they are cleared
+		// (n-1 is the text's end, below).
+		var pad [32]byte
+		copy(pad[:], t)
+		trigFillAVX2(k, &pad[0], 32, &b.trig[0], &b.sec[0])
+		keep := uint64(1)<<(n-1) - 1
+		b.trig[0] &= keep
+		b.sec[0] &= keep
+	}
 	// The start of the text allows every kind as the previous byte, its
 	// end every kind as the next (neither is an "ecr").
 	if tab[t[0]]>>21&(tab[t[1]]>>42)&trigAll != 0 {
@@ -444,7 +456,7 @@ func (b *trigBits) secretReach(from, to int) int {
 // boundary) that triggers under tab, or len(t), without the AVX2 kernel.
 func scalarNextTrigger(tab *[256]uint64, t []byte, i int) int {
 	n := len(t)
-	// Without AVX2, in texts under 32 bytes, or under a table that is not
+	// Without AVX2, in texts under two bytes, or under a table that is not
 	// one of trigTabs: the scalar loop.
 	prev := trigAll // the start of the text allows every kind
 	if i > 0 {
