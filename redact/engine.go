@@ -843,7 +843,7 @@ func (w *work) apply(dst []byte, s string, ed *edit, esc escHint, st *Stats) ([]
 	}
 	// scan / truncate
 	if raw[0] == '"' {
-		return w.text(dst, raw, ed.mask, int(ed.maxLen), esc, st), nil
+		return w.text(dst, raw, int(ed.start), ed.mask, int(ed.maxLen), esc, st), nil
 	}
 	if ed.mask != 0 && raw[0] != '{' && raw[0] != '[' && raw[0] != 't' && raw[0] != 'f' && raw[0] != 'n' {
 		// a number: scan its text; if anything matches it becomes a string
@@ -871,14 +871,15 @@ func (w *work) stringText(raw string, esc escHint) []byte {
 	return w.un
 }
 
-// text scans and/or truncates a string value.
-func (w *work) text(dst []byte, raw string, mask detMask, maxLen int, esc escHint, st *Stats) []byte {
+// text scans and/or truncates a string value, raw, at offset at of the
+// document.
+func (w *work) text(dst []byte, raw string, at int, mask detMask, maxLen int, esc escHint, st *Stats) []byte {
 	content := raw[1 : len(raw)-1]
 	escaped := esc.escaped(content)
 	t := unsafeBytes(content)
 	if escaped {
 		w.marks = w.marks[:0]
-		w.un = unescape(w.un[:0], content, &w.marks)
+		w.un = unescape(w.un[:0], content, &w.marks, w.sbm, at+1)
 		t = w.un
 	}
 	ms := w.sc.ms[:0]

@@ -167,7 +167,7 @@ func valueEndBM(bm []uint64, s string, i int) int {
 // (without quotes). Invalid escapes cannot occur in valid JSON; lone
 // surrogates become U+FFFD, as encoding/json does.
 func appendUnescaped(dst []byte, content string) []byte {
-	return unescape(dst, content, nil)
+	return unescape(dst, content, nil, nil, 0)
 }
 
 // escMark records one escape sequence met by unescape: the text it appended
@@ -177,11 +177,29 @@ type escMark struct{ end, n, shift int32 }
 
 // unescape is appendUnescaped; if marks is not nil, it also appends a mark
 // per escape sequence (offsets relative to the text it appends), so that
-// spans of the text map back to the raw content (see rawOffsets).
-func unescape(dst []byte, content string, marks *[]escMark) []byte {
+// spans of the text map back to the raw content (see rawOffsets). If bm
+// is not nil, it is the special-byte bitmap of a document in which
+// content starts at offset off, and the backslashes are found with it
+// instead of searched for.
+func unescape(dst []byte, content string, marks *[]escMark, bm []uint64, off int) []byte {
 	base := len(dst)
 	for i := 0; i < len(content); {
-		k := strings.IndexByte(content[i:], '\\')
+		k := -1
+		if bm != nil {
+			// The bits in content are its backslashes and, in a
+			// bitmap that marks them, its bytes from 0x80.
+			for p := i; ; p++ {
+				if p = nextBit(bm, off+p) - off; p >= len(content) {
+					break
+				}
+				if content[p] == '\\' {
+					k = p - i
+					break
+				}
+			}
+		} else {
+			k = strings.IndexByte(content[i:], '\\')
+		}
 		if k < 0 {
 			return append(dst, content[i:]...)
 		}

@@ -2,6 +2,7 @@ package redact
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,7 +28,17 @@ func TestAppendReplacedEscapedRaw(t *testing.T) {
 		}
 		raw := b.String()
 		w.marks = w.marks[:0]
-		text := unescape(nil, raw, &w.marks)
+		text := unescape(nil, raw, &w.marks, nil, 0)
+		// The same with the backslashes found by a document's bitmap, in
+		// both of its kinds (with bytes from 0x80 marked, or not).
+		doc := `{"k":"` + raw + `"}`
+		for _, high := range []bool{false, true} {
+			var marks []escMark
+			got := unescape(nil, raw, &marks, specialBitmap(nil, doc, high), 6)
+			if string(got) != string(text) || !slices.Equal(marks, w.marks) {
+				t.Fatalf("case %d: %q: with the bitmap (high %v) %q %v, without %q %v", n, raw, high, got, marks, text, w.marks)
+			}
+		}
 		// character starts of the text
 		var starts []int
 		for i := range string(text) {
@@ -49,7 +60,7 @@ func TestAppendReplacedEscapedRaw(t *testing.T) {
 		if !gjson.Valid(`"` + string(got) + `"`) {
 			t.Fatalf("case %d: %q %v: invalid output %q", n, raw, ms, got)
 		}
-		if g, w := unescape(nil, string(got), nil), unescape(nil, string(want), nil); string(g) != string(w) {
+		if g, w := unescape(nil, string(got), nil, nil, 0), unescape(nil, string(want), nil, nil, 0); string(g) != string(w) {
 			t.Fatalf("case %d: %q %v:\ngot  %q\nwant %q", n, raw, ms, got, want)
 		}
 		if len(ms) > 0 && strings.HasPrefix(string(got), raw[:strings.IndexByte(raw+"@", '@')]) && string(got) != string(want) {
@@ -70,7 +81,7 @@ func TestAppendReplacedEscapedCounts(t *testing.T) {
 	defer e.pool.Put(w)
 	raw := `ab\u00e9cd`
 	w.marks = w.marks[:0]
-	text := unescape(nil, raw, &w.marks) // "ab" + é (2 bytes) + "cd"
+	text := unescape(nil, raw, &w.marks, nil, 0) // "ab" + é (2 bytes) + "cd"
 	// the second match starts inside é's two bytes
 	ms := []match{{start: 0, end: 1, det: detEmail}, {start: 3, end: 5, det: detEmail}}
 	var st Stats
