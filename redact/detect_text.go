@@ -149,7 +149,7 @@ func ibanAt(t []byte, i int) int {
 	if want == 0 {
 		return 0
 	}
-	var chars [34]byte
+	var chars [34 + 4]byte
 	n := 0
 	p := i
 	for p < len(t) && n < int(want) {
@@ -172,8 +172,9 @@ func ibanAt(t []byte, i int) int {
 	// remainder is taken only when the accumulator nears 2^56, as
 	// multiplying by 100 and adding 35 stays below 2^63 until then.
 	var rem uint64
-	for k := 0; k < n; k++ {
-		c := chars[(k+4)%n]
+	// The BBAN, then the country and check digits, copied after it.
+	copy(chars[n:], chars[:4])
+	for _, c := range chars[4 : n+4] {
 		if isDigit(c) {
 			rem = rem*10 + uint64(c-'0')
 		} else {
