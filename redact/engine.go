@@ -180,7 +180,7 @@ func Compile(cfg StreamConfig, opts Options, keys *Keyring) (*Engine, error) {
 		}
 	}
 	e.pool.New = func() *work {
-		w := &work{e: e, sum: make([]byte, 0, 32)}
+		w := &work{e: e, sum: make([]byte, 0, 32), rootVal: -1}
 		if e.keys != nil {
 			w.hm = e.keys.newHash()
 			w.ps = newPSCache()
@@ -226,6 +226,7 @@ type edit struct {
 	seq        int32
 	value      []byte // replace
 	mime, enc  [2]int32
+	esc        escHint // whether the value, a string, has escapes, if known
 }
 
 const (
@@ -254,6 +255,10 @@ type work struct {
 	root    []member
 	members []member
 	indexed bool
+	// rootVal is the offset of the root member's value walkRoot is in
+	// (-1 outside), and rootEsc the index's escHint for it.
+	rootVal int32
+	rootEsc escHint
 	bm      []uint64 // AppendRedacted's special-byte bitmap (see validIndexJSON)
 	// sbm is the special-byte bitmap of the document being redacted, or
 	// nil: w.bm, or an Event's.
@@ -353,21 +358,8 @@ func (w *work) run(dst []byte, s string, rules []crule, tree *pathNode, st *Stat
 	base := len(dst)
 	prev := 0
 	var err error
-	mi := 0 // w.members and w.edits are both in document order
 	for k := range w.edits {
 		ed := &w.edits[k]
-		esc := escUnknown
-		if w.indexed {
-			for mi < len(w.members) && w.members[mi].val < ed.start {
-				mi++
-			}
-			if mi < len(w.members) && w.members[mi].val == ed.start {
-				esc = escNone
-				if w.members[mi].strEsc {
-					esc = escSome
-				}
-			}
-		}
 		dst = append(dst, s[prev:ed.start]...)
 		if ed.flags&flagPrevComma != 0 {
 			j := len(dst) - 1
@@ -378,7 +370,7 @@ func (w *work) run(dst []byte, s string, rules []crule, tree *pathNode, st *Stat
 				dst = dst[:j]
 			}
 		}
-		dst, err = w.apply(dst, s, ed, esc, st)
+		dst, err = w.apply(dst, s, ed, ed.esc, st)
 		if err != nil {
 			return dst[:base], err
 		}
@@ -600,7 +592,15 @@ func (w *work) walkRoot(s string, rules []crule, n *pathNode) error {
 			key = unsafeString(w.keybuf)
 		}
 		if c := n.child(key); c != nil {
-			if _, err := w.walkTree(s, int(m.val), int(m.valEnd), rules, c, int(m.key)); err != nil {
+			// The index knows whether the value has escapes: an edit of
+			// exactly this value takes that along (see targetEnd).
+			w.rootVal, w.rootEsc = m.val, escNone
+			if m.strEsc {
+				w.rootEsc = escSome
+			}
+			_, err := w.walkTree(s, int(m.val), int(m.valEnd), rules, c, int(m.key))
+			w.rootVal = -1
+			if err != nil {
 				return err
 			}
 		}
@@ -681,6 +681,9 @@ func (w *work) target(s string, i int, r *crule, seq int32, mstart int) error {
 // targetEnd is target for the value [i, ve).
 func (w *work) targetEnd(s string, i, ve int, r *crule, seq int32, mstart int) error {
 	ed := edit{start: int32(i), end: int32(ve), act: r.act, keep: int32(r.keep), maxLen: int32(r.maxLen), mask: r.mask, seq: seq, value: r.value}
+	if int32(i) == w.rootVal {
+		ed.esc = w.rootEsc
+	}
 	switch r.act {
 	case actDrop:
 		if mstart < 0 {
