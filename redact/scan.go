@@ -384,6 +384,7 @@ func triggerTable(m detMask) *[256]uint64 {
 // in ~60 in chat text) that stopping at each would cost more in calls.
 type trigBits struct {
 	trig, sec []uint64
+	noSec     bool // sec is all zero (most texts have no "ecr")
 }
 
 // fill computes the bitmaps of t under tab with the AVX2 kernel, or
@@ -427,13 +428,18 @@ func (b *trigBits) fill(tab *[256]uint64, t []byte) bool {
 		b.trig[(n-1)>>6] |= 1 << (uint(n-1) & 63)
 	}
 	b.trig[n>>6] |= 1 << (uint(n) & 63)
+	var sec uint64
+	for _, x := range b.sec {
+		sec |= x
+	}
+	b.noSec = sec == 0
 	return true
 }
 
 // secretReach is secretReach(t, from, to) read from the bitmap: the last
 // "ecr" whose 'c' is in [from, to), plus 62, or -1.
 func (b *trigBits) secretReach(from, to int) int {
-	if from >= to {
+	if b.noSec || from >= to {
 		return -1
 	}
 	lo, hi := from>>6, (to-1)>>6
