@@ -180,7 +180,7 @@ func Compile(cfg StreamConfig, opts Options, keys *Keyring) (*Engine, error) {
 		}
 	}
 	e.pool.New = func() *work {
-		w := &work{e: e, sum: make([]byte, 0, 32), rootVal: -1}
+		w := &work{e: e, sum: make([]byte, 0, 32)}
 		if e.keys != nil {
 			w.hm = e.keys.newHash()
 			w.ps = newPSCache()
@@ -255,10 +255,6 @@ type work struct {
 	root    []member
 	members []member
 	indexed bool
-	// rootVal is the offset of the root member's value walkRoot is in
-	// (-1 outside), and rootEsc the index's escHint for it.
-	rootVal int32
-	rootEsc escHint
 	bm      []uint64 // AppendRedacted's special-byte bitmap (see validIndexJSON)
 	// sbm is the special-byte bitmap of the document being redacted, or
 	// nil: w.bm, or an Event's.
@@ -370,7 +366,7 @@ func (w *work) run(dst []byte, s string, rules []crule, tree *pathNode, st *Stat
 				dst = dst[:j]
 			}
 		}
-		dst, err = w.apply(dst, s, ed, ed.esc, st)
+		dst, err = w.apply(dst, s, ed, st)
 		if err != nil {
 			return dst[:base], err
 		}
@@ -592,16 +588,20 @@ func (w *work) walkRoot(s string, rules []crule, n *pathNode) error {
 			key = unsafeString(w.keybuf)
 		}
 		if c := n.child(key); c != nil {
-			// The index knows whether the value has escapes: an edit of
-			// exactly this value takes that along (see targetEnd).
-			w.rootVal, w.rootEsc = m.val, escNone
-			if m.strEsc {
-				w.rootEsc = escSome
-			}
-			_, err := w.walkTree(s, int(m.val), int(m.valEnd), rules, c, int(m.key))
-			w.rootVal = -1
-			if err != nil {
+			first := len(w.edits)
+			if _, err := w.walkTree(s, int(m.val), int(m.valEnd), rules, c, int(m.key)); err != nil {
 				return err
+			}
+			// The index knows whether the value has escapes: an edit of
+			// exactly this value takes that along.
+			esc := escNone
+			if m.strEsc {
+				esc = escSome
+			}
+			for k := first; k < len(w.edits); k++ {
+				if w.edits[k].start == m.val {
+					w.edits[k].esc = esc
+				}
 			}
 		}
 	}
@@ -681,9 +681,6 @@ func (w *work) target(s string, i int, r *crule, seq int32, mstart int) error {
 // targetEnd is target for the value [i, ve).
 func (w *work) targetEnd(s string, i, ve int, r *crule, seq int32, mstart int) error {
 	ed := edit{start: int32(i), end: int32(ve), act: r.act, keep: int32(r.keep), maxLen: int32(r.maxLen), mask: r.mask, seq: seq, value: r.value}
-	if int32(i) == w.rootVal {
-		ed.esc = w.rootEsc
-	}
 	switch r.act {
 	case actDrop:
 		if mstart < 0 {
@@ -821,8 +818,10 @@ func (h escHint) escaped(content string) bool {
 	return h == escSome
 }
 
-// apply appends the replacement for ed; esc is about the value it replaces.
-func (w *work) apply(dst []byte, s string, ed *edit, esc escHint, st *Stats) ([]byte, error) {
+// apply appends the replacement for ed (ed.esc: whether the string it
+// replaces has escapes, if the index knows).
+func (w *work) apply(dst []byte, s string, ed *edit, st *Stats) ([]byte, error) {
+	esc := ed.esc
 	raw := s[ed.start:ed.end]
 	switch ed.act {
 	case actDrop:

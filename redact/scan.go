@@ -102,8 +102,8 @@ func (sc *scanner) add(start, end int, d detector) {
 // punctuation characters). Most positions cannot start a match, so scan
 // skips them: the next byte that could matter (see trigTabs) comes from
 // a bitmap of the text's triggers computed 30 bytes at a time with AVX2
-// (see trigBits), or, without AVX2, from scalarNextTrigger, with one table lookup per
-// byte and no data-dependent branch; and slow replays the
+// (see trigBits), or, without AVX2, from scalarNextTrigger, with one
+// table lookup per byte and no data-dependent branch; and slow replays the
 // reference loop from the earliest position that byte can influence
 // until the loop is back at a word boundary. Between
 // triggers the reference loop would only step over words and punctuation
