@@ -39,6 +39,12 @@ func (g *groups) parse(t []byte, i int) {
 
 func (g *groups) len(k int) int { return int(g.end[k] - g.start[k]) }
 
+// ipv4Shape reports whether the groups can be an IPv4 address: four or
+// more, the first three followed by '.'.
+func (g *groups) ipv4Shape() bool {
+	return g.n >= 4 && g.sep[1] == '.' && g.sep[2] == '.' && g.sep[3] == '.'
+}
+
 // parenNext reports whether a separator and '(' follow the last group,
 // where phone's grammar goes on and parse's does not.
 func (g *groups) parenNext(t []byte) bool {

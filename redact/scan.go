@@ -105,24 +105,40 @@ func (sc *scanner) add(start, end int, d detector) {
 // (see trigBits), or, without AVX2, from scalarNextTrigger, with one
 // table lookup per byte and no data-dependent branch; and slow replays the
 // reference loop from the earliest position that byte can influence
-// until the loop is back at a word boundary. Between
+// until the loop is back at a word boundary. A digit word's trigger needs
+// no replay unless its digit groups have a number's shape (numberShape):
+// most are dates, times, versions and counts. Between
 // triggers the reference loop would only step over words and punctuation
 // without a match, so skipping them changes nothing.
 func (sc *scanner) scan(t []byte) {
 	tab := triggerTable(sc.mask)
 	sc.bitsOK = sc.tb.fill(tab, t)
-	lo := 0 // the reference loop is at lo, a word boundary; nothing before lo is left to do
-	for lo < len(t) {
+	lo := 0   // the reference loop is at lo, a word boundary; nothing before lo is left to do
+	from := 0 // the next trigger is at or after from (lo, or past skipped digit words)
+	var g groups
+	for from < len(t) {
 		var a int
 		if sc.bitsOK {
-			a = nextBit(sc.tb.trig, lo)
+			a = nextBit(sc.tb.trig, from)
 		} else {
-			a = scalarNextTrigger(tab, t, lo)
+			a = scalarNextTrigger(tab, t, from)
 		}
 		if a >= len(t) {
 			return
 		}
+		// A digit is only ever the trigger of a digit word, which serves
+		// numeric alone: where numeric would find nothing, the reference
+		// loop steps over the word, so the trigger is no trigger (a replay
+		// for a later one may start before it; that is still the reference
+		// loop, which lo does not need to pass it for).
+		if isDigit(t[a]) {
+			if _, ok := numberShape(t, a, &g); !ok {
+				from = a + 1
+				continue
+			}
+		}
 		lo = sc.slow(t, lo, a)
+		from = lo
 	}
 }
 
@@ -635,25 +651,13 @@ func (sc *scanner) word(t []byte, i int) int {
 
 // numeric tries the detectors that start with a digit.
 func (sc *scanner) numeric(t []byte, i int) int {
-	// A number right after "<digit>-" or "<digit>." continues another:
-	// the IPv4, SSN and card detectors reject a '-' or '.' before their
-	// match, and phone a separator after a digit. (Each group of a date,
-	// version or serial would otherwise be parsed as a number again.)
-	if i >= 2 && (t[i-1] == '-' || t[i-1] == '.') && isDigit(t[i-2]) {
+	var g groups
+	digits, ok := numberShape(t, i, &g)
+	if !ok {
 		return 0
 	}
 	m := sc.mask
-	var g groups
-	g.parse(t, i)
-	// Most numbers in text are one short group ("3 files", "at 10:30"):
-	// an IPv4 address and an SSN have several groups, a card number in
-	// one group has 13 or more digits, a phone number 9 or more.
-	if g.n == 1 && g.len(0) < 9 {
-		return 0
-	}
-	// An IPv4 address is four of these groups, the first three followed
-	// by '.'.
-	if m.has(detIP) && g.n >= 4 && g.sep[1] == '.' && g.sep[2] == '.' && g.sep[3] == '.' {
+	if m.has(detIP) && g.ipv4Shape() {
 		if end := ipv4At(t, i); end > 0 {
 			sc.add(i, end, detIP)
 			return end
@@ -668,28 +672,45 @@ func (sc *scanner) numeric(t []byte, i int) int {
 			return end
 		}
 	}
-	// The groups' digits bound the rest: a card has 13 or more, a
-	// national phone number 9 or more (phone's groups are these, unless
-	// a separator and '(' follow them).
-	digits := 0
-	for k := range g.n {
-		digits += g.len(k)
-	}
 	if m.has(detCard) && digits >= 13 {
 		if end := cardAt(t, i, &g); end > 0 {
 			sc.add(i, end, detCard)
 			return end
 		}
 	}
-	if digits < 9 && !g.parenNext(t) {
-		return 0
-	}
-	if m.has(detPhone) && (g.n > 1 || g.len(0) >= 9) {
+	if m.has(detPhone) && (digits >= 9 || g.parenNext(t)) {
 		if end := sc.phone(t, i, false); end > 0 {
 			return end
 		}
 	}
 	return 0
+}
+
+// numberShape parses the digit groups at the digit word start i into g and
+// reports whether any number detector can match there, with the groups'
+// digit count. Both numeric and scan's digit-word filter ask it, so the
+// filter skips exactly the words numeric would reject.
+//
+// A number right after "<digit>-" or "<digit>." continues another: the
+// IPv4, SSN and card detectors reject a '-' or '.' before their match,
+// and phone a separator after a digit. (Each group of a date, version or
+// serial would otherwise be parsed as a number again.) Most numbers in
+// text are one short group ("3 files", "at 10:30"): an IPv4 address and
+// an SSN have several groups, a card number 13 or more digits, a phone
+// number 9 or more (phone's groups are these, unless a separator and '('
+// follow them).
+func numberShape(t []byte, i int, g *groups) (digits int, ok bool) {
+	if i >= 2 && (t[i-1] == '-' || t[i-1] == '.') && isDigit(t[i-2]) {
+		return 0, false
+	}
+	g.parse(t, i)
+	if g.n == 1 && g.len(0) < 9 {
+		return 0, false
+	}
+	for k := range g.n {
+		digits += g.len(k)
+	}
+	return digits, digits >= 9 || g.ipv4Shape() || g.parenNext(t)
 }
 
 // urlAuthority handles the authority after "scheme://" at a: a password in
