@@ -89,6 +89,13 @@ type scanner struct {
 	// bitsOK: tb holds the text's triggers (the AVX2 path); otherwise
 	// scan asks scalarNextTrigger.
 	bitsOK bool
+	// With shaped set, shapeAt is the digit word start whose numberShape
+	// scan has just found to pass, with its groups and digits in shapeG
+	// and shapeDigits, so that numeric does not parse them again.
+	shaped      bool
+	shapeAt     int
+	shapeG      groups
+	shapeDigits int
 }
 
 func (sc *scanner) add(start, end int, d detector) {
@@ -115,7 +122,6 @@ func (sc *scanner) scan(t []byte) {
 	sc.bitsOK = sc.tb.fill(tab, t)
 	lo := 0   // the reference loop is at lo, a word boundary; nothing before lo is left to do
 	from := 0 // the next trigger is at or after from (lo, or past skipped digit words)
-	var g groups
 	for from < len(t) {
 		var a int
 		if sc.bitsOK {
@@ -132,12 +138,15 @@ func (sc *scanner) scan(t []byte) {
 		// for a later one may start before it; that is still the reference
 		// loop, which lo does not need to pass it for).
 		if isDigit(t[a]) {
-			if _, ok := numberShape(t, a, &g); !ok {
+			d, ok := numberShape(t, a, &sc.shapeG)
+			if !ok {
 				from = a + 1
 				continue
 			}
+			sc.shaped, sc.shapeAt, sc.shapeDigits = true, a, d
 		}
 		lo = sc.slow(t, lo, a)
+		sc.shaped = false
 		from = lo
 	}
 }
@@ -651,10 +660,16 @@ func (sc *scanner) word(t []byte, i int) int {
 
 // numeric tries the detectors that start with a digit.
 func (sc *scanner) numeric(t []byte, i int) int {
-	var g groups
-	digits, ok := numberShape(t, i, &g)
-	if !ok {
-		return 0
+	var g *groups
+	var digits int
+	if sc.shaped && i == sc.shapeAt {
+		g, digits = &sc.shapeG, sc.shapeDigits
+	} else {
+		g = new(groups)
+		var ok bool
+		if digits, ok = numberShape(t, i, g); !ok {
+			return 0
+		}
 	}
 	m := sc.mask
 	if m.has(detIP) && g.ipv4Shape() {
@@ -667,13 +682,13 @@ func (sc *scanner) numeric(t []byte, i int) int {
 		return 0
 	}
 	if m.has(detSSN) {
-		if end := ssnAt(t, i, &g); end > 0 {
+		if end := ssnAt(t, i, g); end > 0 {
 			sc.add(i, end, detSSN)
 			return end
 		}
 	}
 	if m.has(detCard) && digits >= 13 {
-		if end := cardAt(t, i, &g); end > 0 {
+		if end := cardAt(t, i, g); end > 0 {
 			sc.add(i, end, detCard)
 			return end
 		}
