@@ -213,6 +213,14 @@ func naiveRedact(b *testing.B, w *work, ev []byte) {
 // ratios are of the summed times. redact-vs-gjson is the engine's
 // throughput over gjson's (target ≥ 0.40 at anonymized); json-vs-redact is
 // how many times faster than the encoding/json baseline it is (target ≥ 8).
+//
+// Each side goes over the corpus twice and only the second pass is timed,
+// so that each is measured warm, as its own b.N benchmark measures it.
+// Timing the first pass would charge a side for the caches and branch
+// history the side before it (and the collection that ends the baseline)
+// took over, which costs the engine, with its detectors, tables and
+// pseudonym cache, far more than gjson's one small loop: the cold-pass
+// ratio (reported as anonymized-cold-redact-vs-gjson) is about 10 % lower.
 func BenchmarkChatRatio(b *testing.B) {
 	_, engines := loadExample(b)
 	e := engines["chat"]
@@ -221,31 +229,42 @@ func BenchmarkChatRatio(b *testing.B) {
 	defer e.pool.Put(w)
 	var st Stats
 	dst := make([]byte, 0, 64<<10)
-	var tg, tj time.Duration
+	var tg, tj, tgCold, taCold time.Duration
 	tr := map[Level]time.Duration{}
+	// pass times a pass of f over the corpus that follows an untimed one,
+	// whose time it adds to *cold if cold is not nil.
+	pass := func(cold *time.Duration, f func(ev []byte)) time.Duration {
+		run := func() time.Duration {
+			t0 := time.Now()
+			for _, ev := range evs {
+				f(ev)
+			}
+			return time.Since(t0)
+		}
+		if d := run(); cold != nil {
+			*cold += d
+		}
+		return run()
+	}
 	for b.Loop() {
-		t0 := time.Now()
-		for _, ev := range evs {
+		tg += pass(&tgCold, func(ev []byte) {
 			if !gjson.ValidBytes(ev) {
 				b.Fatal("invalid")
 			}
-		}
-		tg += time.Since(t0)
+		})
 		for _, lv := range []Level{LevelAllow, LevelAnonymized} {
-			t0 = time.Now()
-			for _, ev := range evs {
+			cold := (*time.Duration)(nil)
+			if lv == LevelAnonymized {
+				cold = &taCold
+			}
+			tr[lv] += pass(cold, func(ev []byte) {
 				var err error
 				if dst, err = e.AppendRedacted(dst[:0], ev, lv, &st); err != nil {
 					b.Fatal(err)
 				}
-			}
-			tr[lv] += time.Since(t0)
+			})
 		}
-		t0 = time.Now()
-		for _, ev := range evs {
-			naiveRedact(b, w, ev)
-		}
-		tj += time.Since(t0)
+		tj += pass(nil, func(ev []byte) { naiveRedact(b, w, ev) })
 		// Finish the collection the baseline's garbage started, so that
 		// its marking (write barriers, assists) does not slow the next
 		// round's zero-allocation phases.
@@ -259,4 +278,5 @@ func BenchmarkChatRatio(b *testing.B) {
 		b.ReportMetric(tg.Seconds()/tr[lv].Seconds(), lv.String()+"-redact-vs-gjson")
 		b.ReportMetric(tj.Seconds()/tr[lv].Seconds(), lv.String()+"-json-vs-redact")
 	}
+	b.ReportMetric(tgCold.Seconds()/taCold.Seconds(), "anonymized-cold-redact-vs-gjson")
 }
