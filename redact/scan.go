@@ -144,6 +144,10 @@ func (sc *scanner) scan(t []byte) {
 				continue
 			}
 			sc.shaped, sc.shapeAt, sc.shapeDigits = true, a, d
+		} else if t[a] == '=' && !secretNameBefore(t, a) {
+			// '=' is only ever the trigger of a secret parameter's value.
+			from = a + 1
+			continue
 		}
 		lo = sc.slow(t, lo, a)
 		sc.shaped = false
@@ -757,25 +761,71 @@ func (sc *scanner) urlAuthority(t []byte, a int) int {
 	return at + 1
 }
 
+// secretParams are the query parameter and key=value names whose value
+// is a secret, in lower case.
+var secretParams = map[string]bool{}
+
+// secretHeads and secretTails are necessary conditions for a name in
+// secretParams, so that most names are ruled out without a lookup: a
+// name of length l has bit foldIndex(its first byte) set in
+// secretHeads[l], and its last two bytes' entry set in secretTails (see
+// tailIndex).
+var (
+	secretHeads [25]uint32
+	secretTails [1 << 10]bool
+)
+
+func init() {
+	for _, p := range strings.Fields(`token access_token refresh_token id_token auth_token
+		api_key apikey api-key key secret client_secret password passwd pwd sig signature
+		x-amz-signature x-amz-security-token auth session sessionid session_id`) {
+		secretParams[p] = true
+		secretHeads[len(p)] |= 1 << foldIndex(p[0])
+		secretTails[foldIndex(p[len(p)-2])<<5|foldIndex(p[len(p)-1])] = true
+	}
+}
+
+// foldIndex maps a byte to 0-31, equally for an ASCII letter in either
+// case.
+func foldIndex(c byte) int { return int((c | 0x20) & 31) }
+
+// mayBeSecretParam is the necessary condition of secretHeads and
+// secretTails for name[:l] ending at e.
+func mayBeSecretParam(t []byte, i, e int) bool {
+	return e-i >= 2 && e-i < len(secretHeads) && secretHeads[e-i]>>foldIndex(t[i])&1 != 0 &&
+		secretTails[foldIndex(t[e-2])<<5|foldIndex(t[e-1])]
+}
+
 // isSecretParam reports whether a query parameter or key=value name is
-// one whose value is a secret, ignoring ASCII case. (A switch on strings
-// compiles to a search by length and value, not a comparison per name.)
+// one whose value is a secret, ignoring ASCII case.
 func isSecretParam(name []byte) bool {
-	if len(name) > 24 {
+	if !mayBeSecretParam(name, 0, len(name)) {
 		return false
 	}
-	var buf [24]byte
+	var buf [len(secretHeads)]byte
 	for i, c := range name {
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
 		}
 		buf[i] = c
 	}
-	switch string(buf[:len(name)]) {
-	case "token", "access_token", "refresh_token", "id_token", "auth_token", "api_key", "apikey", "api-key",
-		"key", "secret", "client_secret", "password", "passwd", "pwd", "sig", "signature",
-		"x-amz-signature", "x-amz-security-token", "auth", "session", "sessionid", "session_id":
-		return true
+	return secretParams[string(buf[:len(name)])]
+}
+
+// secretNameBefore reports whether a word that starts before the '=' at a
+// may end its local-part run there with a secret parameter's name (see
+// word): whether an alnum byte in the local-part run before a may start
+// a name that isSecretParam accepts. Any byte of the run counts, not only
+// word starts, as the reference loop may also arrive inside a word.
+// Nothing else makes a '=' matter, so scan steps past the others.
+func secretNameBefore(t []byte, a int) bool {
+	if a < 2 || !secretTails[foldIndex(t[a-2])<<5|foldIndex(t[a-1])] {
+		return false
+	}
+	for i := a - 1; i >= 0 && a-i < len(secretHeads) && ctab[t[i]]&cLocal != 0; i-- {
+		if ctab[t[i]]&cAlnum != 0 && mayBeSecretParam(t, i, a) {
+			return true
+		}
 	}
 	return false
 }

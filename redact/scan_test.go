@@ -76,6 +76,7 @@ func FuzzScan(f *testing.F) {
 		"mail John.Doe+x@mail.example.co.uk.", "call +1 415-555-2671 now", "aws_secret_access_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 		"https://x.io/a?id=1&access_token=abc.def&b=2", "peer 2001:db8::1 and [fe80::1]:443", "hi <@U2> and <@W123|bob>",
 		"abc-def.GHI@example.com", "4111 1111 1111 1112, v1.2.3.4-beta, 15.01.2024 10:30, 1 192.168.0.1 078-05-1120 12 (415) 555-2671", "secret: x wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "k: -----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY----- done",
+		"x.token=1 12:34token=2 MY_API-KEY=3 page=4&sig=5 ab:cd:efpwd=6",
 	} {
 		f.Add([]byte(s))
 	}
@@ -87,6 +88,39 @@ func FuzzScan(f *testing.F) {
 			checkScanAgainstReference(t, w, text, m)
 		}
 	})
+}
+
+// TestScanSecretParams checks the '=' filter (secretNameBefore) against
+// the reference loop: every secret parameter name, in three cases, after
+// bytes that make it a word of its own, the end of a longer word or of a
+// skipped colon run, and near misses of every name (one byte off at
+// either end, or cut short).
+func TestScanSecretParams(t *testing.T) {
+	e := testEngine(t, StreamConfig{}, Options{})
+	w := e.pool.Get()
+	defer e.pool.Put(w)
+	found := 0
+	for name := range secretParams {
+		for _, n := range []string{name, strings.ToUpper(name), strings.ToUpper(name[:1]) + name[1:],
+			"x" + name, name[1:], name[:len(name)-1], name[:len(name)-1] + "q", "q" + name[1:]} {
+			for _, pre := range []string{"", " ", "?a=1&", "x.", "x_", "my", "12:34", "ab:cd:ef", "a-", "%", "a@"} {
+				text := []byte(pre + n + "=v4lue&x=1")
+				for _, m := range scanTestMasks {
+					checkScanAgainstReference(t, w, text, m)
+				}
+				if n == name && pre == " " {
+					w.sc.ms, w.sc.mask = w.sc.ms[:0], maskAll
+					w.sc.scan(text)
+					if len(w.sc.ms) == 1 && w.sc.ms[0].det == detURLSecret {
+						found++
+					}
+				}
+			}
+		}
+	}
+	if found != len(secretParams) {
+		t.Errorf("%d of %d names found as a secret parameter", found, len(secretParams))
+	}
 }
 
 // TestScanSecretReach checks the replay that an AWS secret's context
