@@ -767,9 +767,9 @@ var secretParams = map[string]bool{}
 
 // secretHeads and secretTails are necessary conditions for a name in
 // secretParams, so that most names are ruled out without a lookup: a
-// name of length l has bit foldIndex(its first byte) set in
-// secretHeads[l], and its last two bytes' entry set in secretTails (see
-// tailIndex).
+// name of length l (under 25) has bit foldIndex(its first byte) set in
+// secretHeads[l], and entry foldIndex(second-last byte)<<5 |
+// foldIndex(last byte) set in secretTails.
 var (
 	secretHeads [25]uint32
 	secretTails [1 << 10]bool
@@ -789,8 +789,8 @@ func init() {
 // case.
 func foldIndex(c byte) int { return int((c | 0x20) & 31) }
 
-// mayBeSecretParam is the necessary condition of secretHeads and
-// secretTails for name[:l] ending at e.
+// mayBeSecretParam reports whether t[i:e] passes secretHeads and
+// secretTails, as every name in secretParams does in either case.
 func mayBeSecretParam(t []byte, i, e int) bool {
 	return e-i >= 2 && e-i < len(secretHeads) && secretHeads[e-i]>>foldIndex(t[i])&1 != 0 &&
 		secretTails[foldIndex(t[e-2])<<5|foldIndex(t[e-1])]
