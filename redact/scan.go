@@ -768,8 +768,8 @@ var secretParams = map[string]bool{}
 // secretHeads and secretTails are necessary conditions for a name in
 // secretParams, so that most names are ruled out without a lookup: a
 // name of length l (under 25) has bit foldIndex(its first byte) set in
-// secretHeads[l], and entry foldIndex(second-last byte)<<5 |
-// foldIndex(last byte) set in secretTails.
+// secretHeads[l], and entry tailOf(its last two bytes) set in
+// secretTails.
 var (
 	secretHeads [25]uint32
 	secretTails [1 << 10]bool
@@ -781,7 +781,7 @@ func init() {
 		x-amz-signature x-amz-security-token auth session sessionid session_id`) {
 		secretParams[p] = true
 		secretHeads[len(p)] |= 1 << foldIndex(p[0])
-		secretTails[foldIndex(p[len(p)-2])<<5|foldIndex(p[len(p)-1])] = true
+		secretTails[tailOf([]byte(p), len(p))] = true
 	}
 }
 
@@ -792,9 +792,16 @@ func foldIndex(c byte) int { return int((c | 0x20) & 31) }
 // mayBeSecretParam reports whether t[i:e] passes secretHeads and
 // secretTails, as every name in secretParams does in either case.
 func mayBeSecretParam(t []byte, i, e int) bool {
-	return e-i >= 2 && e-i < len(secretHeads) && secretHeads[e-i]>>foldIndex(t[i])&1 != 0 &&
-		secretTails[foldIndex(t[e-2])<<5|foldIndex(t[e-1])]
+	return secretHead(t, i, e) && secretTails[tailOf(t, e)]
 }
+
+// secretHead reports whether t[i:e] passes secretHeads.
+func secretHead(t []byte, i, e int) bool {
+	return e-i >= 2 && e-i < len(secretHeads) && secretHeads[e-i]>>foldIndex(t[i])&1 != 0
+}
+
+// tailOf is the secretTails entry of the two bytes before e (e >= 2).
+func tailOf(t []byte, e int) int { return foldIndex(t[e-2])<<5 | foldIndex(t[e-1]) }
 
 // isSecretParam reports whether a query parameter or key=value name is
 // one whose value is a secret, ignoring ASCII case.
@@ -819,11 +826,12 @@ func isSecretParam(name []byte) bool {
 // word starts, as the reference loop may also arrive inside a word.
 // Nothing else makes a '=' matter, so scan steps past the others.
 func secretNameBefore(t []byte, a int) bool {
-	if a < 2 || !secretTails[foldIndex(t[a-2])<<5|foldIndex(t[a-1])] {
+	if a < 2 || !secretTails[tailOf(t, a)] {
 		return false
 	}
+	// The tail is the same for every start: only the heads are left.
 	for i := a - 1; i >= 0 && a-i < len(secretHeads) && ctab[t[i]]&cLocal != 0; i-- {
-		if ctab[t[i]]&cAlnum != 0 && mayBeSecretParam(t, i, a) {
+		if ctab[t[i]]&cAlnum != 0 && secretHead(t, i, a) {
 			return true
 		}
 	}
